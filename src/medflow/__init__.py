@@ -1,0 +1,1 @@
+"""MedFlow: an event-sourced patient record system."""

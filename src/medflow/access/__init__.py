@@ -1,0 +1,1 @@
+"""Access bounded context: clinics (tenants), staff roles, API tokens, request context."""

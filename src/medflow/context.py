@@ -1,0 +1,47 @@
+"""Who runs a command or query, for which clinic, and why. Free of Django."""
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+from uuid import UUID, uuid4
+
+
+@dataclass(frozen=True)
+class Context:
+    """The caller of a command or query, carried into every event's metadata."""
+
+    user_id: int | None
+    username: str = ""
+    role: str = ""
+    clinic_ids: frozenset[UUID] = frozenset()
+    correlation_id: UUID = field(default_factory=uuid4)
+    causation_id: UUID | None = None
+    request_id: str | None = None
+    client_ip: str | None = None
+    reason: str | None = None
+
+    def metadata(self, command: str) -> dict[str, Any]:
+        """Return the metadata recorded on every event this context's command produces."""
+        data: dict[str, Any] = {
+            "user_id": self.user_id,
+            "username": self.username,
+            "role": self.role,
+            "correlation_id": str(self.correlation_id),
+            "causation_id": str(self.causation_id) if self.causation_id else None,
+            "command": command,
+        }
+        if self.request_id:
+            data["request_id"] = self.request_id
+        if self.client_ip:
+            data["client_ip"] = self.client_ip
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+    def with_reason(self, reason: str | None) -> "Context":
+        """Return a copy of this context that records `reason`."""
+        return replace(self, reason=reason) if reason else self
+
+
+def system_context(reason: str | None = None) -> Context:
+    """Return the context of MedFlow itself (migrations, demo data, process managers)."""
+    return Context(user_id=None, username="system", role="system", reason=reason)

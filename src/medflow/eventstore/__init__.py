@@ -1,0 +1,1 @@
+"""Event store core: append, load, read the global log, snapshots. Knows nothing about healthcare."""

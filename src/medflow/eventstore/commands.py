@@ -1,0 +1,145 @@
+"""Run a command against an aggregate in one transaction: the application services' engine.
+
+Load (snapshot + newer events), check the caller's version, let the domain decide, append with
+the expected version, update inline read models, snapshot when due, commit.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+import orjson
+from django.db import IntegrityError, connection, transaction
+
+from medflow.context import Context
+from medflow.errors import NotFound, VersionConflict
+from medflow.eventstore import snapshots, store
+from medflow.eventstore.aggregate import Aggregate
+from medflow.eventstore.backends import dialect
+from medflow.eventstore.handlers import inline
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command returns: the aggregate, its new version, and the events it recorded."""
+
+    aggregate_id: UUID
+    version: int
+    events: tuple[store.RecordedEvent, ...] = ()
+    replayed: bool = False
+
+
+def load_aggregate(
+    cls: type[A], aggregate_id: UUID, *, to_version: int | None = None,
+    as_of: datetime | None = None,
+) -> A:
+    """Rebuild an aggregate from its latest usable snapshot and the events after it."""
+    snap = None
+    if as_of is None:
+        snap = snapshots.latest(aggregate_id, cls.state_version, to_version)
+    if snap is None:
+        aggregate = cls(aggregate_id)
+    else:
+        aggregate = cls.from_snapshot(aggregate_id, snap.version, snap.state)
+    recorded = store.load(
+        aggregate_id, after_version=aggregate.version, to_version=to_version, as_of=as_of
+    )
+    for item in recorded:
+        aggregate.when(item.event)
+        aggregate.version = item.version
+    return aggregate
+
+
+def _previous_result(command_id: UUID) -> CommandResult | None:
+    d = dialect()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT result FROM processed_commands WHERE command_id = %s", [d.uuid_in(command_id)]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    result = orjson.loads(row[0])
+    return CommandResult(UUID(result["aggregate_id"]), result["version"], replayed=True)
+
+
+def _remember(command_id: UUID, result: CommandResult) -> None:
+    d = dialect()
+    payload = {"aggregate_id": str(result.aggregate_id), "version": result.version}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO processed_commands (command_id, aggregate_id, result, created_at)"
+            f" VALUES (%s, %s, {d.json_param}, CURRENT_TIMESTAMP)",
+            [d.uuid_in(command_id), d.uuid_in(result.aggregate_id), orjson.dumps(payload).decode()],
+        )
+
+
+def execute(
+    ctx: Context,
+    cls: type[A],
+    aggregate_id: UUID,
+    decide: Callable[[A], None],
+    *,
+    command: str,
+    expected_version: int | None = None,
+    create: bool = False,
+    clinic_id: UUID | None = None,
+    command_id: UUID | None = None,
+) -> CommandResult:
+    """Run `decide` on the aggregate and store what it records, all in one transaction.
+
+    `create` asks for a new stream; otherwise the aggregate must exist. `expected_version` is the
+    version the caller saw (If-Match); a mismatch raises VersionConflict and writes nothing.
+    A `command_id` seen before returns the first result without running anything.
+    """
+    if command_id is not None and (previous := _previous_result(command_id)) is not None:
+        return previous
+    try:
+        with transaction.atomic():
+            aggregate = load_aggregate(cls, aggregate_id)
+            if create and aggregate.exists:
+                raise VersionConflict(
+                    f"{cls.aggregate_type} {aggregate_id} already exists",
+                    expected=0, actual=aggregate.version,
+                )
+            if not create and not aggregate.exists:
+                raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
+            if expected_version is not None and expected_version != aggregate.version:
+                raise VersionConflict(
+                    f"{cls.aggregate_type} {aggregate_id} is at version {aggregate.version},"
+                    f" not {expected_version}",
+                    expected=expected_version, actual=aggregate.version,
+                )
+            start = aggregate.version
+            decide(aggregate)
+            recorded = store.append(
+                aggregate_id, cls.aggregate_type, aggregate.pending, start,
+                ctx.metadata(command) | ({"command_id": str(command_id)} if command_id else {}),
+                clinic_id=clinic_id,
+            )
+            aggregate.pending.clear()
+            inline.dispatch(recorded)
+            version = recorded[-1].version if recorded else start
+            _maybe_snapshot(aggregate, start, version)
+            result = CommandResult(aggregate_id, version, tuple(recorded))
+            if command_id is not None:
+                _remember(command_id, result)
+    except IntegrityError:
+        # A retry racing the first attempt of the same command: the first one won.
+        if command_id is not None and (previous := _previous_result(command_id)) is not None:
+            return previous
+        raise
+    return result
+
+
+def _maybe_snapshot(aggregate: Aggregate, start: int, version: int) -> None:
+    every = snapshots.snapshot_every(aggregate.aggregate_type)
+    if every and version // every > start // every:
+        snapshots.save(
+            aggregate.id, aggregate.aggregate_type, version, aggregate.state_version,
+            aggregate.snapshot_state(),
+        )

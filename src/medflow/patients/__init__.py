@@ -1,0 +1,1 @@
+"""Patients bounded context: registration, demographics, contact, address, archive."""

@@ -1,0 +1,181 @@
+"""The Patient aggregate and its events. Plain Python and pydantic: no Django here."""
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, Self
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from medflow.errors import InvalidInput, RuleViolated
+from medflow.eventstore.aggregate import Aggregate
+from medflow.eventstore.events import DomainEvent, validate_event
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Mrn = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[\w.-]+$")
+]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=40, pattern=r"^\+?[0-9 ().-]{3,}$")
+]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.\w+$")
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class Sex(StrEnum):
+    """Administrative sex, as FHIR's AdministrativeGender."""
+
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class Address(BaseModel):
+    """A postal address."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    line: ShortText = ""
+    city: ShortText = ""
+    state: ShortText = ""
+    postal_code: ShortText = ""
+    country: ShortText = ""
+
+
+class PatientRegistered(DomainEvent):
+    """A patient was registered at a clinic."""
+
+    clinic_id: UUID
+    mrn: Mrn
+    given_names: Name
+    family_name: Name
+    birth_date: date
+    sex: Sex = Sex.UNKNOWN
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None
+
+
+class PatientUpdated(DomainEvent):
+    """Some of a patient's demographics, contact details or address changed.
+
+    Carries only the changed fields: a field absent from the payload did not change; a field
+    present as null was cleared.
+    """
+
+    mrn: Mrn = None  # type: ignore[assignment]
+    given_names: Name = None  # type: ignore[assignment]
+    family_name: Name = None  # type: ignore[assignment]
+    birth_date: date = None  # type: ignore[assignment]
+    sex: Sex = None  # type: ignore[assignment]
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None
+
+
+class PatientArchived(DomainEvent):
+    """A patient's record was closed; it stays readable but takes no more changes."""
+
+    reason: ShortText | None = None
+
+
+EDITABLE_FIELDS = tuple(PatientUpdated.model_fields)
+
+
+class Patient(Aggregate):
+    """A patient of one clinic."""
+
+    aggregate_type = "Patient"
+    state_version = 1
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(aggregate_id)
+        self.clinic_id: UUID | None = None
+        self.demographics: dict[str, Any] = {}
+        self.archived = False
+
+    # Commands -----------------------------------------------------------------------------
+
+    def register(self, *, clinic_id: UUID, today: date, **fields: Any) -> None:
+        """Register a new patient; name and birth date are required, birth date not future."""
+        if self.exists:
+            raise RuleViolated("patient already registered", code="already_registered")
+        event = validate_event(PatientRegistered, {"clinic_id": clinic_id, **fields})
+        _check_birth_date(event.birth_date, today)
+        self.record(event)
+
+    def update(self, changes: dict[str, Any], *, today: date) -> None:
+        """Change demographics, contact or address; record only the fields that differ."""
+        self._require_active()
+        unknown = set(changes) - set(EDITABLE_FIELDS)
+        if unknown:
+            field = sorted(unknown)[0]
+            raise InvalidInput(f"{field} cannot be changed", field=field)
+        event = validate_event(PatientUpdated, changes)
+        if "birth_date" in event.model_fields_set:
+            _check_birth_date(event.birth_date, today)
+        new_values = event.model_dump(mode="json", include=event.model_fields_set)
+        differing = {k: v for k, v in new_values.items() if self.demographics.get(k) != v}
+        if differing:
+            self.record(PatientUpdated.model_validate(differing))
+
+    def archive(self, reason: str | None = None) -> None:
+        """Close the record."""
+        self._require_active()
+        self.record(PatientArchived(reason=reason) if reason else PatientArchived())
+
+    def _require_active(self) -> None:
+        if self.archived:
+            raise RuleViolated("patient is archived and takes no more changes",
+                               code="patient_archived")
+
+    # State --------------------------------------------------------------------------------
+
+    def when(self, event: DomainEvent) -> None:
+        match event:
+            case PatientRegistered():
+                self.clinic_id = event.clinic_id
+                data = event.model_dump(mode="json")
+                data.pop("clinic_id")
+                self.demographics = data
+            case PatientUpdated():
+                self.demographics.update(event.payload())
+            case PatientArchived():
+                self.archived = True
+
+    def state(self) -> dict[str, Any]:
+        """Return the patient's current data as the API shows it."""
+        return {
+            "id": str(self.id),
+            "clinic_id": str(self.clinic_id) if self.clinic_id else None,
+            **self.demographics,
+            "archived": self.archived,
+        }
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return self.state()
+
+    @classmethod
+    def from_snapshot(cls, aggregate_id: UUID, version: int, state: dict[str, Any]) -> Self:
+        patient = cls(aggregate_id)
+        data = dict(state)
+        data.pop("id", None)
+        clinic = data.pop("clinic_id", None)
+        patient.clinic_id = UUID(clinic) if clinic else None
+        patient.archived = data.pop("archived", False)
+        patient.demographics = data
+        patient.version = version
+        return patient
+
+
+def _check_birth_date(birth_date: date, today: date) -> None:
+    if birth_date > today:
+        raise InvalidInput("birth_date must not be in the future", field="birth_date")
+
+
+__all__ = [
+    "Address", "Patient", "PatientArchived", "PatientRegistered", "PatientUpdated", "Sex",
+]

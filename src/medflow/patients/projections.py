@@ -1,0 +1,39 @@
+"""Inline projection: keep `patient_read_model` in the append's transaction."""
+
+from medflow.eventstore.handlers import inline
+from medflow.eventstore.store import RecordedEvent
+from medflow.patients.domain import Patient, PatientArchived, PatientRegistered, PatientUpdated
+from medflow.patients.models import PatientReadModel
+
+
+def row_values(state: dict, recorded: RecordedEvent) -> dict:
+    """Return the read-model columns for a patient state after `recorded`."""
+    return {
+        "clinic_id": state["clinic_id"],
+        "mrn": state["mrn"],
+        "family_name": state["family_name"],
+        "given_names": state["given_names"],
+        "search_name": f"{state['given_names']} {state['family_name']}".lower(),
+        "birth_date": state["birth_date"],
+        "archived": state["archived"],
+        "current_data": state,
+        "last_updated": recorded.timestamp,
+        "version": recorded.version,
+    }
+
+
+@inline.on(PatientRegistered)
+def on_registered(recorded: RecordedEvent) -> None:
+    patient = Patient(recorded.aggregate_id)
+    patient.when(recorded.event)
+    PatientReadModel.objects.create(id=recorded.aggregate_id, **row_values(patient.state(), recorded))
+
+
+@inline.on(PatientUpdated, PatientArchived)
+def on_changed(recorded: RecordedEvent) -> None:
+    row = PatientReadModel.objects.get(id=recorded.aggregate_id)
+    patient = Patient.from_snapshot(recorded.aggregate_id, row.version, row.current_data)
+    patient.when(recorded.event)
+    PatientReadModel.objects.filter(id=recorded.aggregate_id).update(
+        **row_values(patient.state(), recorded)
+    )

@@ -1,0 +1,76 @@
+"""Read side of the patients context, always scoped to the caller's clinics."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+
+from medflow.context import Context
+from medflow.errors import InvalidInput, NotFound
+from medflow.eventstore import store
+from medflow.eventstore.commands import load_aggregate
+from medflow.patients.domain import Patient
+from medflow.patients.models import PatientReadModel
+
+
+def can_see_clinic(ctx: Context, clinic_id: UUID | None) -> bool:
+    """Tell whether the caller works in the clinic (MedFlow itself sees every clinic)."""
+    return ctx.role == "system" or (clinic_id is not None and clinic_id in ctx.clinic_ids)
+
+
+def visible_patients(ctx: Context) -> QuerySet[PatientReadModel]:
+    """Return the patients of the caller's clinics."""
+    rows = PatientReadModel.objects.all()
+    return rows if ctx.role == "system" else rows.filter(clinic_id__in=ctx.clinic_ids)
+
+
+@dataclass(frozen=True)
+class PatientView:
+    data: dict[str, Any]
+    version: int
+    last_updated: datetime | None
+
+
+def get_patient(ctx: Context, patient_id: UUID) -> PatientView:
+    """Return a patient's current state from the read model."""
+    row = visible_patients(ctx).filter(id=patient_id).first()
+    if row is None:
+        raise NotFound(f"no Patient {patient_id}", field="id")
+    return PatientView(row.current_data, row.version, row.last_updated)
+
+
+def get_patient_at(
+    ctx: Context, patient_id: UUID, *, as_of: datetime | None = None, version: int | None = None
+) -> PatientView:
+    """Return a patient's state as it stood at a time or version, replayed from the log."""
+    current = get_patient(ctx, patient_id)
+    if version is not None and not 1 <= version <= current.version:
+        raise InvalidInput(f"version must be between 1 and {current.version}", field="version")
+    patient = load_aggregate(Patient, patient_id, to_version=version, as_of=as_of)
+    if not patient.exists:
+        raise NotFound(f"Patient {patient_id} did not exist at {as_of}", field="as_of")
+    return PatientView(patient.state(), patient.version, None)
+
+
+def search_patients(
+    ctx: Context, q: str = "", *, limit: int = 20, offset: int = 0
+) -> tuple[int, list[PatientReadModel]]:
+    """Find patients by name (any part, any case) or exact MRN; return the total and a page."""
+    rows = visible_patients(ctx)
+    term = q.strip()
+    if term:
+        # Every word must match part of the name, or the whole term the MRN.
+        name_match = Q()
+        for word in term.lower().split():
+            name_match &= Q(search_name__contains=word)
+        rows = rows.filter(Q(mrn=term) | name_match)
+    rows = rows.order_by("family_name", "given_names", "id")
+    return rows.count(), list(rows[offset:offset + limit])
+
+
+def patient_history(ctx: Context, patient_id: UUID) -> list[store.RecordedEvent]:
+    """Return every event of a patient's stream, oldest first."""
+    get_patient(ctx, patient_id)
+    return store.load(patient_id)
