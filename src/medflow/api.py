@@ -4,6 +4,7 @@ import orjson
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.renderers import BaseRenderer
 from ninja.security import HttpBearer, django_auth
 
@@ -17,6 +18,13 @@ class OrjsonRenderer(BaseRenderer):
 
     def render(self, request, data, *, response_status):
         return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+
+
+class OrjsonParser(Parser):
+    """Parse JSON bodies with orjson; an empty body is an empty object (bodies with defaults)."""
+
+    def parse_body(self, request):
+        return orjson.loads(request.body) if request.body else {}
 
 
 class BearerToken(HttpBearer):
@@ -35,6 +43,7 @@ api = NinjaAPI(
     description="Event-sourced patient records. Errors: {\"error\": {code, message, field}}.",
     auth=[BearerToken(), django_auth],
     renderer=OrjsonRenderer(),
+    parser=OrjsonParser(),
     urls_namespace="api",
 )
 api.add_router("/patients", patients_router)

@@ -97,7 +97,10 @@ def validate_event(cls: type[DomainEvent], data: dict[str, Any]) -> DomainEvent:
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidInput(f"{cls.event_type}: {first['msg']}", field=field) from exc
+        message = first["msg"]
+        if first["type"] == "string_pattern_mismatch":
+            message = "has an invalid format"  # pydantic's message prints the regex
+        raise InvalidInput(f"{field or cls.event_type}: {message}", field=field) from exc
 
 
 registry = EventRegistry()

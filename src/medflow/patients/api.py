@@ -5,7 +5,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Header, Query, Router
+from ninja import Header, Query, Router, Status
 
 from medflow.access.request_context import context_for
 from medflow.errors import InvalidInput, PreconditionRequired
@@ -71,7 +71,7 @@ def register(
     result = services.register_patient(
         ctx, clinic_id=clinic_id, command_id=parse_command_id(idempotency_key), **fields
     )
-    return 201, {"id": result.aggregate_id, "version": result.version}
+    return Status(201, {"id": result.aggregate_id, "version": result.version})
 
 
 @router.get("", response={200: PatientListOut, **ERRORS}, summary="Search patients")

@@ -1,0 +1,67 @@
+"""Fresh, empty databases for each backend run; nothing else on the server is touched."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/medflow_bench"
+# Recreating drops the database, so only one whose name says it is a benchmark's.
+NAME_MARKER = "bench"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A backend to run on: its name, its DATABASE_URL, or why it is skipped."""
+
+    backend: str
+    url: str | None
+    skipped: str | None = None
+
+
+def fresh_sqlite(var_dir: Path) -> Target:
+    """Delete the benchmark's SQLite file (and its WAL) and return its URL."""
+    bench_dir = var_dir / "bench"
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    path = bench_dir / "medflow-bench.sqlite3"
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return Target("sqlite", f"sqlite:///{path}")
+
+
+def postgres_url() -> str:
+    """Return the benchmark's PostgreSQL URL (MEDFLOW_BENCH_POSTGRES_URL or the default)."""
+    return os.environ.get("MEDFLOW_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def fresh_postgres(url: str) -> Target:
+    """Drop and recreate the benchmark database; skip PostgreSQL when the server is unreachable."""
+    params = conninfo_to_dict(url)
+    name = params.get("dbname") or ""
+    if NAME_MARKER not in name:
+        raise SystemExit(
+            f"refusing to drop PostgreSQL database {name!r}: the benchmark recreates its database,"
+            f" so its name must contain {NAME_MARKER!r} (set MEDFLOW_BENCH_POSTGRES_URL)"
+        )
+    server = {**params, "dbname": "postgres", "connect_timeout": 3}
+    try:
+        with psycopg.connect(**server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Target("postgresql", None, skipped=f"unreachable: {reason}")
+    return Target("postgresql", url)
+
+
+def redacted(url: str) -> str:
+    """Return the URL without its password, for the results file."""
+    params = conninfo_to_dict(url) if url.startswith(("postgres://", "postgresql://")) else None
+    if not params or "password" not in params:
+        return url
+    return url.replace(f":{params['password']}@", ":***@")

@@ -1,0 +1,1 @@
+"""The measured scenarios; import only after django.setup()."""

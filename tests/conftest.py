@@ -1,0 +1,91 @@
+"""Shared fixtures: a clinic, staff contexts, API clients."""
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from medflow.context import Context, system_context
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
+@pytest.fixture
+def backend() -> str:
+    """Return the vendor of the database the suite runs on (sqlite or postgresql)."""
+    return connection.vendor
+
+
+@pytest.fixture
+def system() -> Context:
+    return system_context("test")
+
+
+@pytest.fixture
+def clinic(db, system):
+    """Create a clinic through the access service and return its read-model row."""
+    from medflow.access.models import ClinicReadModel
+    from medflow.access.services import create_clinic
+
+    code = f"c{uuid.uuid4().hex[:8]}"
+    result = create_clinic(system, f"Clinic {code}", code)
+    return ClinicReadModel.objects.get(id=result.aggregate_id)
+
+
+@pytest.fixture
+def other_clinic(db, system):
+    from medflow.access.models import ClinicReadModel
+    from medflow.access.services import create_clinic
+
+    result = create_clinic(system, "Elsewhere", f"o{uuid.uuid4().hex[:8]}")
+    return ClinicReadModel.objects.get(id=result.aggregate_id)
+
+
+def make_staff(system, clinic, username: str, role: str = "doctor"):
+    """Create a user with a role in a clinic, through the service."""
+    from django.contrib.auth import get_user_model
+
+    from medflow.access.services import grant_role
+
+    user = get_user_model().objects.create_user(username=username, password="pw-for-tests-1")
+    grant_role(system, clinic.id, username, role)
+    return user
+
+
+@pytest.fixture
+def doctor(db, system, clinic):
+    return make_staff(system, clinic, "dr_house")
+
+
+@pytest.fixture
+def doctor_ctx(doctor, clinic) -> Context:
+    return Context(
+        user_id=doctor.pk, username=doctor.username, role="doctor",
+        clinic_ids=frozenset({clinic.id}),
+    )
+
+
+PATIENT = {
+    "mrn": "MRN-1",
+    "given_names": "Ada",
+    "family_name": "Lovelace",
+    "birth_date": "1980-12-10",
+    "sex": "female",
+}
+
+
+@pytest.fixture
+def patient_fields() -> dict:
+    return dict(PATIENT)
+
+
+@pytest.fixture
+def registered(doctor_ctx, clinic, patient_fields):
+    """Register a patient through the service; return its id."""
+    from medflow.patients.services import register_patient
+
+    return register_patient(doctor_ctx, clinic_id=clinic.id, **patient_fields).aggregate_id
