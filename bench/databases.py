@@ -54,9 +54,17 @@ def fresh_postgres(url: str) -> Target:
             )
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Target("postgresql", None, skipped=f"unreachable: {reason}")
+        return Target("postgresql", None, skipped=f"unreachable: {_first_line(exc)}")
+    except psycopg.Error as exc:
+        raise SystemExit(
+            f"cannot recreate PostgreSQL database {name!r}: {_first_line(exc)}"
+        ) from exc
     return Target("postgresql", url)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def redacted(url: str) -> str:

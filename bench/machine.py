@@ -32,10 +32,17 @@ def memory_gib() -> float | None:
     return None
 
 
+def nproc() -> int | None:
+    """Return the CPUs this process may run on, as nproc(1) counts them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
 def machine() -> dict:
     """Return the machine's description: CPUs, memory, OS, Python and SQLite versions."""
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "nproc": nproc(),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),
         "memory_gib": memory_gib(),

@@ -10,7 +10,12 @@ from ninja.security import HttpBearer, django_auth
 
 from medflow import errors
 from medflow.access import tokens
+from medflow.clinical.api import router as clinical_router
+from medflow.labs.api import router as labs_router
 from medflow.patients.api import router as patients_router
+from medflow.scheduling.api import router as scheduling_router
+from medflow.timeline.api import router as timeline_router
+from medflow.work.api import router as work_router
 
 
 class OrjsonRenderer(BaseRenderer):
@@ -47,6 +52,12 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_router("/patients", patients_router)
+api.add_router("/patients", timeline_router)
+# Patient-scoped clinical routes live under /patients/{id}/...; each router declares full paths.
+api.add_router("/", clinical_router)
+api.add_router("/", labs_router)
+api.add_router("/", scheduling_router)
+api.add_router("/", work_router)
 
 STATUS = {
     errors.InvalidInput: 422,

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID, uuid4
 
+from medflow.errors import PermissionDenied
+
 
 @dataclass(frozen=True)
 class Context:
@@ -45,3 +47,21 @@ class Context:
 def system_context(reason: str | None = None) -> Context:
     """Return the context of MedFlow itself (migrations, demo data, process managers)."""
     return Context(user_id=None, username="system", role="system", reason=reason)
+
+
+def require_role(ctx: Context, *roles: str) -> None:
+    """Refuse the command unless the caller has one of `roles` (MedFlow itself always may)."""
+    if ctx.role != "system" and ctx.role not in roles:
+        allowed = " or ".join(roles)
+        raise PermissionDenied(f"only a {allowed} may do this (you are {ctx.role or 'no role'})",
+                               field="role")
+
+
+def caused_by(ctx: Context, event_id: UUID, metadata: dict[str, Any]) -> Context:
+    """Return the context of a command that a process manager runs in reaction to an event."""
+    correlation = metadata.get("correlation_id")
+    return replace(
+        ctx,
+        causation_id=event_id,
+        correlation_id=UUID(correlation) if correlation else ctx.correlation_id,
+    )

@@ -53,6 +53,11 @@ INSTALLED_APPS = [
     "medflow.eventstore",
     "medflow.access",
     "medflow.patients",
+    "medflow.clinical",
+    "medflow.labs",
+    "medflow.scheduling",
+    "medflow.work",
+    "medflow.timeline",
     "medflow.demo",
 ]
 

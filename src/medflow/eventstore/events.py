@@ -3,6 +3,7 @@
 No Django here: the domain layers import this module.
 """
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -19,6 +20,9 @@ class DomainEvent(BaseModel):
 
     schema_version: ClassVar[int] = 1
     event_type: ClassVar[str] = ""
+    # The payload field holding when the fact happened in the world (e.g. when vitals were
+    # measured), if that differs from when it was recorded.
+    effective_time_field: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -30,6 +34,10 @@ class DomainEvent(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         registry.register(cls)
+
+    def summary(self) -> str:
+        """Return a one-line human description (subclasses say more)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", " ", self.event_type).capitalize()
 
     def payload(self) -> dict[str, Any]:
         """Return the JSON-ready payload, leaving out fields the command did not set."""

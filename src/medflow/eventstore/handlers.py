@@ -14,6 +14,7 @@ class InlineHandlers:
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._every: list[Handler] = []
 
     def on(self, *event_classes: type[DomainEvent]) -> Callable[[Handler], Handler]:
         """Register the decorated function for these event classes."""
@@ -25,10 +26,17 @@ class InlineHandlers:
 
         return decorate
 
+    def on_every(self, func: Handler) -> Handler:
+        """Register the decorated function for every event (after the type-specific handlers)."""
+        self._every.append(func)
+        return func
+
     def dispatch(self, events: Iterable[RecordedEvent]) -> None:
         """Run every handler registered for each event, in order."""
         for recorded in events:
             for handler in self._handlers.get(recorded.event_type, ()):
+                handler(recorded)
+            for handler in self._every:
                 handler(recorded)
 
 

@@ -1,6 +1,5 @@
 """Patients REST endpoints: parse, authorise through the context, call a service or query."""
 
-import re
 from datetime import datetime
 from uuid import UUID
 
@@ -8,49 +7,25 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Header, Query, Router, Status
 
 from medflow.access.request_context import context_for
-from medflow.errors import InvalidInput, PreconditionRequired
+from medflow.api_common import (
+    ERRORS,
+    WriteOut,
+    parse_command_id,
+    parse_if_match,
+    require_aware,
+)
+from medflow.errors import InvalidInput
 from medflow.patients import queries, services
 from medflow.patients.schemas import (
     ArchiveIn,
-    ErrorOut,
     HistoryEntryOut,
     PatientIn,
     PatientListOut,
     PatientOut,
     PatientPatchIn,
-    WriteOut,
 )
 
 router = Router(tags=["patients"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut, 428: ErrorOut}
-
-_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
-
-
-def parse_if_match(value: str | None, *, required: bool) -> int | None:
-    """Read the version the caller last saw from If-Match (`3`, `"3"` or `W/"3"`)."""
-    if not value:
-        if required:
-            raise PreconditionRequired(
-                "send If-Match with the version you last read", field="If-Match"
-            )
-        return None
-    match = _ETAG.match(value.strip())
-    if match is None:
-        raise InvalidInput("If-Match must be a version number such as \"3\"", field="If-Match")
-    return int(match.group(1))
-
-
-def parse_command_id(value: str | None) -> UUID | None:
-    """Read the optional Idempotency-Key header (a UUID) as the command id."""
-    if not value:
-        return None
-    try:
-        return UUID(value)
-    except ValueError:
-        raise InvalidInput("Idempotency-Key must be a UUID", field="Idempotency-Key") from None
-
-
 def _out(data: dict, version: int, as_of: datetime | None = None) -> dict:
     return {**data, "version": version, "as_of": as_of}
 
@@ -92,8 +67,7 @@ def read(
     as_of: datetime | None = None, version: int | None = Query(None, ge=1),
 ):
     ctx = context_for(request)
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("as_of needs a time zone, e.g. 2026-01-31T12:00:00Z", field="as_of")
+    as_of = require_aware(as_of)
     if as_of is None and version is None:
         view = queries.get_patient(ctx, patient_id)
     else:

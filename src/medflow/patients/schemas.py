@@ -49,11 +49,6 @@ class ArchiveIn(StrictIn):
     reason: str | None = Field(default=None, max_length=200)
 
 
-class WriteOut(Schema):
-    id: UUID
-    version: int
-
-
 class PatientOut(Schema):
     id: UUID
     clinic_id: UUID
@@ -89,13 +84,3 @@ class HistoryEntryOut(Schema):
     reason: str | None
     data: dict[str, Any]
     metadata: dict[str, Any]
-
-
-class ErrorBody(Schema):
-    code: str
-    message: str
-    field: str | None
-
-
-class ErrorOut(Schema):
-    error: ErrorBody

@@ -1,0 +1,1 @@
+"""Clinical bounded context: encounters, vital signs, diagnoses, prescriptions, clinical notes."""

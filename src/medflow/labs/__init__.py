@@ -1,0 +1,1 @@
+"""Labs bounded context: lab orders and results."""

@@ -1,0 +1,1 @@
+"""Scheduling bounded context: appointments."""

@@ -1,0 +1,1 @@
+"""Patient timeline: every event about a patient, from every context, newest first."""

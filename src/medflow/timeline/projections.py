@@ -1,0 +1,51 @@
+"""Inline projection: add every event that concerns a patient to the patient timeline."""
+
+from datetime import date, datetime, time
+from uuid import UUID
+
+from django.utils.dateparse import parse_datetime
+
+from medflow.eventstore.handlers import inline
+from medflow.eventstore.store import RecordedEvent
+from medflow.timeline.models import TimelineEntry
+
+
+def patient_of(recorded: RecordedEvent) -> UUID | None:
+    """Return the patient an event is about: the Patient stream itself, or a `patient_id` field."""
+    if recorded.aggregate_type == "Patient":
+        return recorded.aggregate_id
+    return getattr(recorded.event, "patient_id", None)
+
+
+def occurred_at(recorded: RecordedEvent) -> datetime:
+    """Return when the fact happened: the event's effective-time field, the migration's
+    original time in the metadata, or else when it was recorded."""
+    field = recorded.event.effective_time_field
+    value = getattr(recorded.event, field, None) if field else None
+    if value is None and recorded.metadata.get("effective_time"):
+        value = parse_datetime(recorded.metadata["effective_time"])
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=recorded.timestamp.tzinfo)
+    return recorded.timestamp
+
+
+def kind_of(recorded: RecordedEvent) -> str:
+    return getattr(recorded.event, "timeline_kind", None) or recorded.aggregate_type.lower()
+
+
+@inline.on_every
+def add_to_timeline(recorded: RecordedEvent) -> None:
+    patient_id = patient_of(recorded)
+    if patient_id is None:
+        return
+    meta = recorded.metadata
+    TimelineEntry.objects.create(
+        position=recorded.position, event_id=recorded.id, patient_id=patient_id,
+        aggregate_id=recorded.aggregate_id, aggregate_type=recorded.aggregate_type,
+        event_type=recorded.event_type, version=recorded.version, kind=kind_of(recorded),
+        summary=recorded.event.summary()[:300], occurred_at=occurred_at(recorded),
+        recorded_at=recorded.timestamp, username=meta.get("username") or "",
+        role=meta.get("role") or "", reason=meta.get("reason") or "", data=recorded.data,
+    )

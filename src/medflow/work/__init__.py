@@ -1,0 +1,1 @@
+"""Work bounded context: tasks and alerts for staff."""
