@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "medflow.eventstore",
+    "medflow.projections",
     "medflow.access",
     "medflow.patients",
     "medflow.clinical",

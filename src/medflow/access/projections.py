@@ -5,6 +5,9 @@ from medflow.access.models import ClinicReadModel, Membership
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
 
+# The tables this projection owns, in insert order (rebuild and verify use it).
+READ_MODELS = [ClinicReadModel, Membership]
+
 
 @inline.on(ClinicCreated)
 def on_clinic_created(recorded: RecordedEvent) -> None:

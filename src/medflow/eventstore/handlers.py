@@ -15,6 +15,8 @@ class InlineHandlers:
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._every: list[Handler] = []
+        # Handlers by the module that declared them: a projection is a module's handlers.
+        self._by_module: dict[str, list[tuple[frozenset[str] | None, Handler]]] = defaultdict(list)
 
     def on(self, *event_classes: type[DomainEvent]) -> Callable[[Handler], Handler]:
         """Register the decorated function for these event classes."""
@@ -22,6 +24,8 @@ class InlineHandlers:
         def decorate(func: Handler) -> Handler:
             for cls in event_classes:
                 self._handlers[cls.event_type].append(func)
+            types = frozenset(cls.event_type for cls in event_classes)
+            self._by_module[func.__module__].append((types, func))
             return func
 
         return decorate
@@ -29,7 +33,23 @@ class InlineHandlers:
     def on_every(self, func: Handler) -> Handler:
         """Register the decorated function for every event (after the type-specific handlers)."""
         self._every.append(func)
+        self._by_module[func.__module__].append((None, func))
         return func
+
+    def module_handler(self, module: str) -> Handler:
+        """Return one handler that runs, in registration order, what `module` registered."""
+        entries = list(self._by_module.get(module, ()))
+
+        def handle(recorded: RecordedEvent) -> None:
+            for types, func in entries:
+                if types is None or recorded.event_type in types:
+                    func(recorded)
+
+        return handle
+
+    def modules(self) -> list[str]:
+        """Return the modules that registered handlers."""
+        return list(self._by_module)
 
     def dispatch(self, events: Iterable[RecordedEvent]) -> None:
         """Run every handler registered for each event, in order."""

@@ -5,6 +5,9 @@ from medflow.eventstore.store import RecordedEvent
 from medflow.patients.domain import Patient, PatientArchived, PatientRegistered, PatientUpdated
 from medflow.patients.models import PatientReadModel
 
+# The tables this projection owns, in insert order (rebuild and verify use it).
+READ_MODELS = [PatientReadModel]
+
 
 def row_values(state: dict, recorded: RecordedEvent) -> dict:
     """Return the read-model columns for a patient state after `recorded`."""

@@ -9,6 +9,9 @@ from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
 from medflow.timeline.models import TimelineEntry
 
+# The tables this projection owns, in insert order (rebuild and verify use it).
+READ_MODELS = [TimelineEntry]
+
 
 def patient_of(recorded: RecordedEvent) -> UUID | None:
     """Return the patient an event is about: the Patient stream itself, or a `patient_id` field."""
