@@ -53,17 +53,12 @@ def measure(workload) -> dict:
 
     call_command("migrate", verbosity=0, interactive=False)
 
-    from bench.scenarios import bulk, load, raw, service
-    from medflow.context import system_context
+    from bench.scenarios import bulk, load, service
 
     figures: dict = {}
-    say("  service commands ...")
+    say("  service commands, each followed by a raw one-row insert ...")
     figures |= service.run(workload)
-    say("  raw single-row inserts ...")
-    figures["raw_single_insert"] = raw.single_inserts(
-        workload.n, {"phone": "+1 555 0000000"}, system_context().metadata("UpdatePatient")
-    )
-    say("  bulk append ...")
+    say("  bulk appends, each followed by the same rows raw ...")
     figures |= bulk.run(workload)
     say("  aggregate loads ...")
     figures |= load.run(workload)

@@ -1,4 +1,8 @@
-"""Raw baselines: the same event rows written with the driver cursor, no store, no service."""
+"""Raw baselines: the same event rows written with the driver cursor, no store, no service.
+
+The scenarios interleave these with the store's own writes, so that both see a table of the
+same size.
+"""
 
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -6,11 +10,8 @@ from uuid import uuid4
 import orjson
 from django.db import connection, transaction
 
-from bench.progress import progress
-from bench.stats import latency_summary, now_ns, throughput_summary
+from bench.stats import now_ns
 from medflow.eventstore.backends import dialect
-
-WARMUP = 20
 
 
 def insert_sql() -> str:
@@ -22,8 +23,8 @@ def insert_sql() -> str:
     )
 
 
-def _rows(payloads: list[dict], metadata: dict) -> list[tuple]:
-    """Encode one stream's worth of rows, as the store encodes them."""
+def encode_rows(payloads: list[dict], metadata: dict) -> list[tuple]:
+    """Encode one new stream's worth of rows, as the store encodes them."""
     d = dialect()
     stream = d.uuid_in(uuid4())
     ts = d.time_in(datetime.now(UTC))
@@ -35,33 +36,19 @@ def _rows(payloads: list[dict], metadata: dict) -> list[tuple]:
     ]
 
 
-def single_inserts(n: int, payload: dict, metadata: dict) -> dict:
-    """Time `n` one-row INSERTs, each in its own transaction (the floor under one command)."""
-    statement = insert_sql()
-    samples: list[int] = []
-    for index in progress(range(WARMUP + n), total=WARMUP + n, desc="raw single insert"):
-        start = now_ns()
-        rows = _rows([payload], metadata)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(statement, rows[0])
-        elapsed = now_ns() - start
-        if index >= WARMUP:
-            samples.append(elapsed)
-    return {"statement": "INSERT ... VALUES (1 row); COMMIT", **latency_summary(samples)}
+def insert_one(statement: str, payload: dict, metadata: dict) -> int:
+    """Insert one row in a transaction of its own; return the nanoseconds it took."""
+    start = now_ns()
+    row = encode_rows([payload], metadata)[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, row)
+    return now_ns() - start
 
 
-def bulk_inserts(events: int, payloads: list[dict], metadata: dict) -> dict:
-    """Time executemany of the bulk rows, one batch per transaction (the floor under append)."""
-    statement = insert_sql()
-    batches = events // len(payloads)
-    samples: list[int] = []
-    for _ in progress(range(batches), total=batches, desc="raw bulk insert"):
-        start = now_ns()
-        rows = _rows(payloads, metadata)
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(statement, rows)
-        samples.append(now_ns() - start)
-    return {
-        "statement": f"executemany(INSERT ... 1 row) x {len(payloads)}; COMMIT",
-        **throughput_summary(batches * len(payloads), samples),
-    }
+def insert_batch(statement: str, payloads: list[dict], metadata: dict) -> int:
+    """Insert a batch with executemany in one transaction; return the nanoseconds it took."""
+    start = now_ns()
+    rows = encode_rows(payloads, metadata)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
+    return now_ns() - start

@@ -5,6 +5,7 @@ from uuid import UUID, uuid4
 
 from bench.options import Workload
 from bench.progress import progress
+from bench.scenarios import raw
 from bench.stats import latency_summary, now_ns
 from medflow.context import system_context
 from medflow.patients.services import register_patient, update_patient
@@ -22,7 +23,10 @@ def _register(ctx, clinic_id: UUID, index: int) -> UUID:
 
 
 def run(workload: Workload) -> dict:
-    """Register patients, then change one phone number per command; time every command."""
+    """Register patients, then change one phone number per command; time every command.
+
+    Each command is followed by a raw one-row insert of the same event, the floor under it.
+    """
     ctx = system_context()
     clinic_id = uuid4()
     for index in range(WARMUP):
@@ -37,9 +41,12 @@ def run(workload: Workload) -> dict:
         register_ns.append(now_ns() - start)
 
     versions = dict.fromkeys(patients, 1)
+    statement = raw.insert_sql()
+    metadata = ctx.metadata("UpdatePatient")
     update_ns: list[int] = []
+    raw_ns: list[int] = []
     total = WARMUP + workload.n
-    for index in progress(range(total), total=total, desc="update_patient"):
+    for index in progress(range(total), total=total, desc="update_patient + raw"):
         patient_id = patients[index % len(patients)]
         start = now_ns()
         result = update_patient(
@@ -50,8 +57,10 @@ def run(workload: Workload) -> dict:
         if result.version != versions[patient_id] + 1:
             raise RuntimeError(f"update_patient recorded no event (version {result.version})")
         versions[patient_id] = result.version
+        raw_elapsed = raw.insert_one(statement, {"phone": f"+1 555 {index:07d}"}, metadata)
         if index >= WARMUP:
             update_ns.append(elapsed)
+            raw_ns.append(raw_elapsed)
 
     return {
         "service_register": {
@@ -62,5 +71,8 @@ def run(workload: Workload) -> dict:
             "patients": len(patients),
             "warmup": WARMUP,
             **latency_summary(update_ns),
+        },
+        "raw_single_insert": {
+            "statement": "INSERT 1 row; COMMIT", "warmup": WARMUP, **latency_summary(raw_ns),
         },
     }
