@@ -7,6 +7,7 @@ from medflow.eventstore.store import RecordedEvent
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
 READ_MODELS = [ClinicReadModel, Membership]
+STREAM_VERSIONED = [ClinicReadModel]
 
 
 @inline.on(ClinicCreated)

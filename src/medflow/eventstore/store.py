@@ -45,13 +45,14 @@ class NewEvent:
     metadata: dict[str, Any]
 
 
-_COLUMNS = (
+COLUMNS = (
     "id, position, aggregate_id, aggregate_type, event_type, version, timestamp, metadata,"
     " event_data"
 )
 
 
-def _decode_row(row: Sequence[Any]) -> RecordedEvent:
+def decode_row(row: Sequence[Any]) -> RecordedEvent:
+    """Turn a row of `COLUMNS` into a RecordedEvent, upcasting and validating its payload."""
     d = dialect()
     metadata = orjson.loads(row[7])
     data = orjson.loads(row[8])
@@ -192,7 +193,7 @@ def load(
 ) -> list[RecordedEvent]:
     """Return a stream's events in version order, optionally bounded by version or time."""
     d = dialect()
-    sql = f"SELECT {_COLUMNS} FROM event_store WHERE aggregate_id = %s AND version > %s"
+    sql = f"SELECT {COLUMNS} FROM event_store WHERE aggregate_id = %s AND version > %s"
     params: list[Any] = [d.uuid_in(aggregate_id), after_version]
     if to_version is not None:
         sql += " AND version <= %s"
@@ -203,7 +204,17 @@ def load(
     sql += " ORDER BY version"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [_decode_row(row) for row in cursor.fetchall()]
+        return [decode_row(row) for row in cursor.fetchall()]
+
+
+def read_rows(after: int = 0, limit: int = 1000) -> list[tuple]:
+    """Return raw rows of the global log (COLUMNS order), undecoded, for checks and tools."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {COLUMNS} FROM event_store WHERE position > %s ORDER BY position LIMIT %s",
+            [after, limit],
+        )
+        return cursor.fetchall()
 
 
 def read_all(after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
@@ -211,12 +222,7 @@ def read_all(after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
 
     Never skips an event that commits late: appends hold the global-order lock until commit.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_COLUMNS} FROM event_store WHERE position > %s ORDER BY position LIMIT %s",
-            [after, limit],
-        )
-        return [_decode_row(row) for row in cursor.fetchall()]
+    return [decode_row(row) for row in read_rows(after, limit)]
 
 
 def iter_all(after: int = 0, batch: int = 1000) -> Iterator[RecordedEvent]:

@@ -7,6 +7,7 @@ from medflow.patients.models import PatientReadModel
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
 READ_MODELS = [PatientReadModel]
+STREAM_VERSIONED = [PatientReadModel]
 
 
 def row_values(state: dict, recorded: RecordedEvent) -> dict:

@@ -23,7 +23,8 @@ class Projection:
     tables: list[type[models.Model]]
     handle: Callable[[RecordedEvent], None]
     kind: str = "inline"
-    event_types: frozenset[str] | None = field(default=None)
+    # Tables whose primary key is an aggregate id and whose `version` must equal the stream's.
+    stream_versioned: list[type[models.Model]] = field(default_factory=list)
 
 
 _catch_up: dict[str, Projection] = {}
@@ -48,7 +49,8 @@ def inline_projections() -> list[Projection]:
         if tables is None:
             continue
         name = module_name.removeprefix("medflow.").removesuffix(".projections")
-        found.append(Projection(name, list(tables), inline.module_handler(module_name)))
+        found.append(Projection(name, list(tables), inline.module_handler(module_name),
+                                stream_versioned=list(getattr(module, "STREAM_VERSIONED", []))))
     return found
 
 

@@ -94,8 +94,12 @@ def _failpoint(replayed: int) -> None:
         os._exit(70)
 
 
-def _apply_batch(projection: Projection, checkpoint: Checkpoint, batch: int) -> int:
+def _apply_batch(
+    projection: Projection, checkpoint: Checkpoint, batch: int, until: int | None = None
+) -> int:
     events = store.read_all(after=checkpoint.position, limit=batch)
+    if until is not None:
+        events = [e for e in events if e.position <= until]
     with redirected(projection.tables):
         for recorded in events:
             projection.handle(recorded)
@@ -106,11 +110,12 @@ def _apply_batch(projection: Projection, checkpoint: Checkpoint, batch: int) -> 
     return len(events)
 
 
-def rebuild(
+def build_shadow(
     projection: Projection, *, batch: int = 1000, restart: bool = False,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], None] = lambda n: None, until: int | None = None,
 ) -> int:
-    """Rebuild one projection from the whole log; return how many events were replayed."""
+    """Replay the log into the shadow tables from their checkpoint, up to position `until` when
+    given; return how many events."""
     if restart:
         drop_shadows(projection)
     for model in projection.tables:
@@ -121,34 +126,52 @@ def rebuild(
     while True:
         with transaction.atomic():
             checkpoint = Checkpoint.objects.select_for_update().get(name=name)
-            applied = _apply_batch(projection, checkpoint, batch)
+            applied = _apply_batch(projection, checkpoint, batch, until)
         replayed += applied
         progress(applied)
         _failpoint(replayed)
         if applied < batch:
-            break
-    replayed += _swap(projection, name, batch)
-    drop_shadows(projection)
-    return replayed
+            return replayed
 
 
-def _swap(projection: Projection, name: str, batch: int) -> int:
-    """Catch the shadow up with appends held back, then replace the live rows in one go."""
+@contextmanager
+def frozen_log(projection: Projection, batch: int = 1000) -> Iterator[int]:
+    """Hold appends back, bring the shadow to the head of the log, and yield how many events that
+    took; the caller swaps or compares inside the same transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
-        # Hold appends (they update inline read models) until the new rows are in.
+        # Appends update inline read models: hold them until the caller is done.
         dialect().lock_global_order(cursor)
-        checkpoint = Checkpoint.objects.select_for_update().get(name=name)
+        checkpoint = Checkpoint.objects.select_for_update().get(name=_checkpoint_name(projection))
         caught_up = 0
         while applied := _apply_batch(projection, checkpoint, batch):
             caught_up += applied
-        if projection.kind != "inline":
-            live, _ = Checkpoint.objects.select_for_update().get_or_create(name=projection.name)
-            live.position, live.last_error = checkpoint.position, ""
-            live.save(update_fields=["position", "last_error", "updated_at"])
+        yield caught_up
+
+
+def rebuild(
+    projection: Projection, *, batch: int = 1000, restart: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> int:
+    """Rebuild one projection from the whole log; return how many events were replayed."""
+    replayed = build_shadow(projection, batch=batch, restart=restart, progress=progress)
+    with frozen_log(projection, batch) as caught_up:
+        _swap(projection)
+    drop_shadows(projection)
+    return replayed + caught_up
+
+
+def _swap(projection: Projection) -> None:
+    """Replace the live rows by the shadow's (inside frozen_log's transaction)."""
+    position = Checkpoint.objects.get(name=_checkpoint_name(projection)).position
+    if projection.kind != "inline":
+        live, _ = Checkpoint.objects.select_for_update().get_or_create(name=projection.name)
+        live.position, live.last_error = position, ""
+        live.save(update_fields=["position", "last_error", "updated_at"])
+    with connection.cursor() as cursor:
         for model in reversed(projection.tables):
             cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
         for model in projection.tables:
-            columns = ", ".join(_q(f.column) for f in model._meta.concrete_fields)
+            columns = _columns(model)
             cursor.execute(
                 f"INSERT INTO {_q(model._meta.db_table)} ({columns})"
                 f" SELECT {columns} FROM {_q(model._meta.db_table + SUFFIX)}"
@@ -156,16 +179,44 @@ def _swap(projection: Projection, name: str, batch: int) -> int:
         # Rows came in with their ids: move PostgreSQL's identity sequences past them.
         for sql in connection.ops.sequence_reset_sql(no_style(), projection.tables):
             cursor.execute(sql)
-    return caught_up
 
 
-def replay_into_shadow(projection: Projection, batch: int = 1000) -> None:
-    """Build the shadow tables from the whole log without swapping (for verification)."""
-    drop_shadows(projection)
-    for model in projection.tables:
-        _create_shadow(model)
-    Checkpoint.objects.get_or_create(name=_checkpoint_name(projection))
-    with transaction.atomic():
-        checkpoint = Checkpoint.objects.select_for_update().get(name=_checkpoint_name(projection))
-        while _apply_batch(projection, checkpoint, batch):
-            pass
+def _columns(model: type[models.Model]) -> str:
+    return ", ".join(_q(f.column) for f in model._meta.concrete_fields)
+
+
+def _compared_fields(model: type[models.Model]) -> list:
+    # A surrogate auto-increment id says nothing about content: compare the other columns.
+    fields = model._meta.concrete_fields
+    if isinstance(model._meta.pk, models.AutoField):
+        return [f for f in fields if not f.primary_key]
+    return list(fields)
+
+
+def _display_key(model: type[models.Model], row: tuple) -> str:
+    if isinstance(model._meta.pk, models.AutoField):
+        return "(" + ", ".join(str(v) for v in row[:3]) + ")"
+    if isinstance(model._meta.pk, models.UUIDField):
+        return str(dialect().uuid_out(row[0]))
+    return str(row[0])
+
+
+def differences(model: type[models.Model], limit: int = 20) -> list[tuple[str, str]]:
+    """Compare a live table with its shadow; return (row key, "missing"/"extra"/"differs") for
+    rows that are not equal (inside frozen_log's transaction). The key is the primary key, or the
+    first columns for tables with a surrogate id."""
+    live, shadow = _q(model._meta.db_table), _q(model._meta.db_table + SUFFIX)
+    fields = _compared_fields(model)
+    columns = ", ".join(_q(f.column) for f in fields)
+    found: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        # Rows of the live table that a fresh replay does not produce, and the other way round.
+        for side, first, second in (("extra", live, shadow), ("missing", shadow, live)):
+            cursor.execute(
+                f"SELECT {columns} FROM {first} EXCEPT SELECT {columns} FROM {second} LIMIT %s",
+                [limit],
+            )
+            for row in cursor.fetchall():
+                key = _display_key(model, row)
+                found[key] = "differs" if key in found else side
+    return sorted(found.items())
