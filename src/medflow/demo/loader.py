@@ -57,7 +57,7 @@ def load_demo() -> dict[str, int]:
             ctx, clinic_id=DEMO_CLINIC_ID, patient_id=patient_id, mrn=row["mrn"],
             given_names=row["given_names"], family_name=row["family_name"],
             birth_date=row["birth_date"], sex=row["sex"],
-            address={"line": row["line"], "city": row["city"], "state": row["state"],
+            address={"lines": [row["line"]], "city": row["city"], "state": row["state"],
                      "postal_code": row["postal_code"], "country": "US"},
         )
         added["patients"] += 1

@@ -40,8 +40,10 @@ class DomainEvent(BaseModel):
         return re.sub(r"(?<!^)(?=[A-Z])", " ", self.event_type).capitalize()
 
     def payload(self) -> dict[str, Any]:
-        """Return the JSON-ready payload, leaving out fields the command did not set."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """Return the JSON-ready payload, leaving out top-level fields the command did not set
+        (nested objects are kept whole, defaults included)."""
+        data = self.model_dump(mode="json")
+        return {key: value for key, value in data.items() if key in self.model_fields_set}
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

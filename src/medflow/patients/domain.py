@@ -2,14 +2,14 @@
 
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from medflow.errors import InvalidInput, RuleViolated
 from medflow.eventstore.aggregate import Aggregate
-from medflow.eventstore.events import DomainEvent, validate_event
+from medflow.eventstore.events import DomainEvent, registry, validate_event
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Mrn = Annotated[
@@ -34,11 +34,11 @@ class Sex(StrEnum):
 
 
 class Address(BaseModel):
-    """A postal address."""
+    """A postal address; `lines` are the street lines, as FHIR's Address.line."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    line: ShortText = ""
+    lines: Annotated[list[ShortText], Field(max_length=4)] = []
     city: ShortText = ""
     state: ShortText = ""
     postal_code: ShortText = ""
@@ -46,7 +46,12 @@ class Address(BaseModel):
 
 
 class PatientRegistered(DomainEvent):
-    """A patient was registered at a clinic."""
+    """A patient was registered at a clinic.
+
+    Schema 2: the address's single `line` became a list of `lines`.
+    """
+
+    schema_version: ClassVar[int] = 2
 
     clinic_id: UUID
     mrn: Mrn
@@ -63,8 +68,10 @@ class PatientUpdated(DomainEvent):
     """Some of a patient's demographics, contact details or address changed.
 
     Carries only the changed fields: a field absent from the payload did not change; a field
-    present as null was cleared.
+    present as null was cleared. Schema 2: as PatientRegistered.
     """
+
+    schema_version: ClassVar[int] = 2
 
     mrn: Mrn = None  # type: ignore[assignment]
     given_names: Name = None  # type: ignore[assignment]
@@ -89,7 +96,8 @@ class Patient(Aggregate):
     """A patient of one clinic."""
 
     aggregate_type = "Patient"
-    state_version = 1
+    # 2: addresses carry `lines` (snapshots of state 1 are discarded, never misread).
+    state_version = 2
 
     def __init__(self, aggregate_id: UUID) -> None:
         super().__init__(aggregate_id)
@@ -169,6 +177,17 @@ class Patient(Aggregate):
         patient.demographics = data
         patient.version = version
         return patient
+
+
+@registry.upcaster("PatientRegistered", 1)
+@registry.upcaster("PatientUpdated", 1)
+def address_line_to_lines(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: turn the address's single `line` into the list `lines`."""
+    address = data.get("address")
+    if isinstance(address, dict) and "line" in address:
+        line = address.pop("line")
+        data["address"] = {**address, "lines": [line] if line else []}
+    return data
 
 
 def _check_birth_date(birth_date: date, today: date) -> None:

@@ -15,7 +15,7 @@ class StrictIn(Schema):
 
 
 class AddressIn(StrictIn):
-    line: str = ""
+    lines: list[str] = Field(default_factory=list, max_length=4)
     city: str = ""
     state: str = ""
     postal_code: str = ""
