@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from asgiref.local import Local
 from django.db import connection
 
 from medflow.context import Context, system_context
@@ -11,7 +12,28 @@ from medflow.context import Context, system_context
 def pytest_report_header(config):
     from django.conf import settings
 
-    return f"database: {settings.DATABASES['default']['ENGINE']}"
+    return f"database: {settings.DATABASES['default']['ENGINE']}, cache: {settings.CACHES['default']['BACKEND']}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_namespace():
+    """Give each test session its own cache key prefix: a shared Redis never leaks between runs."""
+    from django.conf import settings
+    from django.core.cache import caches
+
+    for config in settings.CACHES.values():
+        config["KEY_PREFIX"] = f"medflow-test:{uuid.uuid4().hex[:12]}"
+    caches.close_all()
+    caches._connections = Local(caches.thread_critical)  # new backends pick up the prefix
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_counters():
+    from medflow.eventstore.cache import cache
+
+    cache.reset()
+    yield
 
 
 @pytest.fixture

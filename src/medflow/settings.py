@@ -1,5 +1,6 @@
 """Django settings, all taken from the environment (12-factor) with safe embedded defaults."""
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -123,12 +124,17 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": database_config(DATABASE_URL)}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Keys carry the database's name, so that two databases sharing one Redis never mix their entries.
+CACHE_PREFIX = os.environ.get("MEDFLOW_CACHE_PREFIX") or "medflow:" + hashlib.sha1(
+    str(DATABASES["default"]["NAME"]).encode()).hexdigest()[:8]
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("MEDFLOW_CACHE_PREFIX", "medflow"),
+            "KEY_PREFIX": CACHE_PREFIX,
+            # Fail fast when Redis is away: the cache is an accelerator, never a dependency.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:

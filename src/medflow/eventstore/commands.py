@@ -18,6 +18,7 @@ from medflow.errors import NotFound, VersionConflict
 from medflow.eventstore import snapshots, store
 from medflow.eventstore.aggregate import Aggregate
 from medflow.eventstore.backends import dialect
+from medflow.eventstore.cache import cache
 from medflow.eventstore.handlers import inline
 
 A = TypeVar("A", bound=Aggregate)
@@ -33,6 +34,20 @@ class CommandResult:
     replayed: bool = False
 
 
+def _cache_key(cls: type[Aggregate], aggregate_id: UUID) -> str:
+    return f"agg:{cls.aggregate_type}:{cls.state_version}:{aggregate_id}"
+
+
+def _fold(aggregate: A, to_version: int | None = None, as_of: datetime | None = None) -> A:
+    recorded = store.load(
+        aggregate.id, after_version=aggregate.version, to_version=to_version, as_of=as_of
+    )
+    for item in recorded:
+        aggregate.when(item.event)
+        aggregate.version = item.version
+    return aggregate
+
+
 def load_aggregate(
     cls: type[A], aggregate_id: UUID, *, to_version: int | None = None,
     as_of: datetime | None = None,
@@ -45,13 +60,30 @@ def load_aggregate(
         aggregate = cls(aggregate_id)
     else:
         aggregate = cls.from_snapshot(aggregate_id, snap.version, snap.state)
-    recorded = store.load(
-        aggregate_id, after_version=aggregate.version, to_version=to_version, as_of=as_of
-    )
-    for item in recorded:
-        aggregate.when(item.event)
-        aggregate.version = item.version
-    return aggregate
+    return _fold(aggregate, to_version, as_of)
+
+
+def load_current(cls: type[A], aggregate_id: UUID) -> A:
+    """Load an aggregate at its latest version, from the cache when it holds a usable state.
+
+    The cached state is only a starting point: the stream's version is read from the database
+    and any newer events are folded in, so a stale entry is never served.
+    """
+    current = store.current_version(aggregate_id)
+    if current == 0:
+        return cls(aggregate_id)
+    cached = cache.get(_cache_key(cls, aggregate_id))
+    if cached is not None and cached["version"] <= current:
+        aggregate = cls.from_snapshot(aggregate_id, cached["version"], cached["state"])
+        return _fold(aggregate) if aggregate.version < current else aggregate
+    return load_aggregate(cls, aggregate_id)
+
+
+def _cache_after_commit(aggregate: Aggregate) -> None:
+    key = _cache_key(type(aggregate), aggregate.id)
+    entry = {"version": aggregate.version, "state": aggregate.snapshot_state()}
+    # Only committed state goes into the cache; a rolled-back command leaves it alone.
+    transaction.on_commit(lambda: cache.set(key, entry))
 
 
 def _previous_result(command_id: UUID) -> CommandResult | None:
@@ -100,7 +132,7 @@ def execute(
         return previous
     try:
         with transaction.atomic():
-            aggregate = load_aggregate(cls, aggregate_id)
+            aggregate = load_current(cls, aggregate_id)
             if create and aggregate.exists:
                 raise VersionConflict(
                     f"{cls.aggregate_type} {aggregate_id} already exists",
@@ -124,6 +156,9 @@ def execute(
             aggregate.pending.clear()
             inline.dispatch(recorded)
             version = recorded[-1].version if recorded else start
+            if recorded:
+                aggregate.version = version
+                _cache_after_commit(aggregate)
             _maybe_snapshot(aggregate, start, version)
             result = CommandResult(aggregate_id, version, tuple(recorded))
             if command_id is not None:

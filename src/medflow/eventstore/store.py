@@ -10,7 +10,7 @@ import orjson
 from django.db import connection, transaction
 
 from medflow.errors import VersionConflict
-from medflow.eventstore.backends import dialect
+from medflow.eventstore.backends import Dialect, dialect
 from medflow.eventstore.events import DomainEvent, registry
 
 # Rows a single INSERT carries; keeps the parameter count under SQLite's limit.
@@ -51,9 +51,9 @@ COLUMNS = (
 )
 
 
-def decode_row(row: Sequence[Any]) -> RecordedEvent:
+def decode_row(row: Sequence[Any], d: Dialect | None = None) -> RecordedEvent:
     """Turn a row of `COLUMNS` into a RecordedEvent, upcasting and validating its payload."""
-    d = dialect()
+    d = d or dialect()
     metadata = orjson.loads(row[7])
     data = orjson.loads(row[8])
     event = registry.decode(row[4], metadata.get("schema_version", 1), data)
@@ -204,7 +204,7 @@ def load(
     sql += " ORDER BY version"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [decode_row(row) for row in cursor.fetchall()]
+        return [decode_row(row, d) for row in cursor.fetchall()]
 
 
 def read_rows(after: int = 0, limit: int = 1000) -> list[tuple]:
@@ -222,7 +222,8 @@ def read_all(after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
 
     Never skips an event that commits late: appends hold the global-order lock until commit.
     """
-    return [decode_row(row) for row in read_rows(after, limit)]
+    d = dialect()
+    return [decode_row(row, d) for row in read_rows(after, limit)]
 
 
 def iter_all(after: int = 0, batch: int = 1000) -> Iterator[RecordedEvent]:
