@@ -12,7 +12,8 @@ from medflow.context import Context, system_context
 def pytest_report_header(config):
     from django.conf import settings
 
-    return f"database: {settings.DATABASES['default']['ENGINE']}, cache: {settings.CACHES['default']['BACKEND']}"
+    engine, cache = settings.DATABASES["default"]["ENGINE"], settings.CACHES["default"]["BACKEND"]
+    return f"database: {engine}, cache: {cache}"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -106,7 +106,8 @@ def test_archived_patient_takes_no_changes():
 
 
 def test_state_folds_events_and_survives_a_snapshot_round_trip():
-    patient = given(REGISTERED, PatientUpdated(phone="555 0100", address={"city": "London", "lines": ["1 Main St"]}))
+    patient = given(REGISTERED, PatientUpdated(
+        phone="555 0100", address={"city": "London", "lines": ["1 Main St"]}))
     state = patient.state()
     assert state["phone"] == "555 0100"
     assert state["address"]["city"] == "London"

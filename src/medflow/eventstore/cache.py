@@ -39,7 +39,7 @@ class GuardedCache:
             return None
         try:
             value = django_cache.get(key, _MISSING)
-        except Exception as exc:  # noqa: BLE001  (any backend failure means "no cache")
+        except Exception as exc:  # any backend failure means "no cache"
             self._failed("get", exc)
             return None
         with self._lock:
@@ -57,14 +57,14 @@ class GuardedCache:
             django_cache.set(key, value, timeout)
             with self._lock:
                 self.sets += 1
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed("set", exc)
 
     def delete(self, key: str) -> None:
         """Drop a key; a failure is counted and ignored."""
         try:
             django_cache.delete(key)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed("delete", exc)
 
     def stats(self) -> dict[str, Any]:
