@@ -63,6 +63,7 @@ STATUS = {
     errors.InvalidInput: 422,
     errors.RuleViolated: 422,
     errors.NotFound: 404,
+    errors.Gone: 410,
     errors.VersionConflict: 409,
     errors.Conflict: 409,
     errors.PreconditionRequired: 428,

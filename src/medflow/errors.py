@@ -35,6 +35,12 @@ class NotFound(MedflowError):
     code = "not_found"
 
 
+class Gone(MedflowError):
+    """The record existed but its personal data was forgotten for good."""
+
+    code = "gone"
+
+
 class Conflict(MedflowError):
     """The command clashes with stored state (a duplicate MRN, say)."""
 

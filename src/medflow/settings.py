@@ -1,5 +1,6 @@
 """Django settings, all taken from the environment (12-factor) with safe embedded defaults."""
 
+import base64
 import hashlib
 import os
 import secrets
@@ -162,6 +163,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+
+# Master key wrapping the per-patient data keys (32 bytes, URL-safe base64). Production refuses to
+# start without one; development generates one into var/ and keeps it.
+MEDFLOW_MASTER_KEY = os.environ.get("MEDFLOW_MASTER_KEY", "")
+if not MEDFLOW_MASTER_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("MEDFLOW_MASTER_KEY must be set when DEBUG is off.")
+    _key_file = VAR_DIR / "master_key"
+    if not _key_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        _key_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        _key_file.chmod(0o600)
+    MEDFLOW_MASTER_KEY = _key_file.read_text().strip()
+# Earlier master keys, still able to unwrap data keys until `medflow keys rotate` re-wraps them.
+MEDFLOW_PREVIOUS_MASTER_KEYS = env_list("MEDFLOW_PREVIOUS_MASTER_KEYS", "")
+
+# Years each record type must be kept after its last change before a patient may be forgotten
+# (clinical records are commonly kept 10 years). Override: "Encounter=10,LabOrder=7".
+MEDFLOW_RETENTION_YEARS = {
+    "Encounter": 10, "ClinicalNote": 10, "Prescription": 10, "LabOrder": 10, "Chart": 10,
+    **{
+        name.strip(): int(years)
+        for name, _, years in (
+            item.partition("=") for item in env_list("MEDFLOW_RETENTION_YEARS", "")
+        )
+    },
+}
 
 # API tokens expire after this many days unless a shorter life is asked for.
 MEDFLOW_TOKEN_DAYS = int(os.environ.get("MEDFLOW_TOKEN_DAYS", "30"))

@@ -53,7 +53,7 @@ def test_loads_use_the_cache_but_never_a_stale_version(clinic):
     patient = load_current(Patient, patient_id)
     assert (patient.version, patient.demographics["phone"]) == (2, "555 0100")
     # ... and one from the future (another database, a rolled-back write) is ignored.
-    cache.set(key, {"version": 9, "state": {"bogus": True}})
+    cache.set(key, {**entry, "version": 9, "state": {"bogus": True}})
     assert load_current(Patient, patient_id).demographics["family_name"] == "Noddack"
     assert cache.stats()["hits"] >= 3
 

@@ -68,4 +68,5 @@ def test_replay_and_history_show_the_current_schema(clinic, doctor):
     assert response.status_code == 200, response.content
     newest = StoredEvent.objects.get(aggregate_id=patient_id, version=3)
     assert newest.metadata["schema_version"] == 2
-    assert newest.event_data["address"]["lines"] == ["1 Up Park"]
+    assert "address" in newest.event_data["_sealed"]["f"]  # sealed now, as personal data
+    assert store.load(patient_id)[2].event.address.lines == ["1 Up Park"]

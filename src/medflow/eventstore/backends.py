@@ -52,8 +52,8 @@ class PostgresDialect(Dialect):
     def lock_global_order(self, cursor) -> None:
         # Sequence values are taken at insert but become visible at commit, so without this a
         # reader could see position 42 before 41 commits and skip 41 forever. Holding one
-        # transaction-scoped lock from the insert to the commit makes commit order equal position
-        # order (the choice of the eventsourcing library and Commanded; see DESIGN.md).
+        # transaction-scoped lock from before the insert to the commit makes commit order equal
+        # position order (the choice of the eventsourcing library and Commanded; see DESIGN.md).
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GLOBAL_ORDER_LOCK])
 
 

@@ -34,8 +34,13 @@ class CommandResult:
     replayed: bool = False
 
 
+def cache_key(aggregate_type: str, aggregate_id: UUID) -> str:
+    """Return the cache key of an aggregate's state."""
+    return f"agg:{aggregate_type}:{aggregate_id}"
+
+
 def _cache_key(cls: type[Aggregate], aggregate_id: UUID) -> str:
-    return f"agg:{cls.aggregate_type}:{cls.state_version}:{aggregate_id}"
+    return cache_key(cls.aggregate_type, aggregate_id)
 
 
 def _fold(aggregate: A, to_version: int | None = None, as_of: datetime | None = None) -> A:
@@ -73,7 +78,8 @@ def load_current(cls: type[A], aggregate_id: UUID) -> A:
     if current == 0:
         return cls(aggregate_id)
     cached = cache.get(_cache_key(cls, aggregate_id))
-    if cached is not None and cached["version"] <= current:
+    usable = cached is not None and cached.get("state_version") == cls.state_version
+    if usable and cached["version"] <= current:
         aggregate = cls.from_snapshot(aggregate_id, cached["version"], cached["state"])
         return _fold(aggregate) if aggregate.version < current else aggregate
     return load_aggregate(cls, aggregate_id)
@@ -81,7 +87,8 @@ def load_current(cls: type[A], aggregate_id: UUID) -> A:
 
 def _cache_after_commit(aggregate: Aggregate) -> None:
     key = _cache_key(type(aggregate), aggregate.id)
-    entry = {"version": aggregate.version, "state": aggregate.snapshot_state()}
+    entry = {"version": aggregate.version, "state_version": aggregate.state_version,
+             "state": aggregate.snapshot_state()}
     # Only committed state goes into the cache; a rolled-back command leaves it alone.
     transaction.on_commit(lambda: cache.set(key, entry))
 

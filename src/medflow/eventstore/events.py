@@ -3,14 +3,19 @@
 No Django here: the domain layers import this module.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from medflow.errors import InvalidInput
+
+# What a forgotten subject's personal fields read back as.
+REDACTED = "[redacted]"
 
 
 class DomainEvent(BaseModel):
@@ -23,6 +28,10 @@ class DomainEvent(BaseModel):
     # The payload field holding when the fact happened in the world (e.g. when vitals were
     # measured), if that differs from when it was recorded.
     effective_time_field: ClassVar[str | None] = None
+    # Fields holding personal data: stored encrypted with the data subject's key (sealing.py).
+    personal_fields: ClassVar[frozenset[str]] = frozenset()
+    # Whether the stream's own id is the data subject (a Patient stream), instead of `patient_id`.
+    subject_is_stream: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -35,6 +44,13 @@ class DomainEvent(BaseModel):
         super().__pydantic_init_subclass__(**kwargs)
         registry.register(cls)
 
+    def data_subject(self, aggregate_id: UUID) -> UUID | None:
+        """Return whose personal data this event carries (the patient), if anyone's."""
+        if self.subject_is_stream:
+            return aggregate_id
+        subject = getattr(self, "patient_id", None)
+        return subject if isinstance(subject, UUID) else None
+
     def summary(self) -> str:
         """Return a one-line human description (subclasses say more)."""
         return re.sub(r"(?<!^)(?=[A-Z])", " ", self.event_type).capitalize()
@@ -42,7 +58,8 @@ class DomainEvent(BaseModel):
     def payload(self) -> dict[str, Any]:
         """Return the JSON-ready payload, leaving out top-level fields the command did not set
         (nested objects are kept whole, defaults included)."""
-        data = self.model_dump(mode="json")
+        # warnings=False: a redacted event (built unvalidated) holds "[redacted]" in typed fields.
+        data = self.model_dump(mode="json", warnings=False)
         return {key: value for key, value in data.items() if key in self.model_fields_set}
 
 
@@ -93,11 +110,33 @@ class EventRegistry:
             version += 1
         return data
 
-    def decode(self, event_type: str, version: int, data: dict[str, Any]) -> DomainEvent:
-        """Upcast and validate a stored payload into its event object."""
+    def decode(
+        self, event_type: str, version: int, data: dict[str, Any],
+        *, redacted: frozenset[str] = frozenset(),
+    ) -> DomainEvent:
+        """Upcast and validate a stored payload into its event object.
+
+        Redacted fields (personal data of a forgotten subject) hold REDACTED and cannot validate:
+        the other fields are validated one by one and the event is built around them.
+        """
         cls = self.get(event_type)
         data = self.upcast(event_type, version, data)
-        return validate_event(cls, data)
+        if not redacted:
+            return validate_event(cls, data)
+        clear = {}
+        for name, value in data.items():
+            if name in redacted or name not in cls.model_fields:
+                continue
+            try:
+                clear[name] = _field_adapter(cls, name).validate_python(value)
+            except PydanticValidationError as exc:
+                raise InvalidInput(f"{name}: {exc.errors()[0]['msg']}", field=name) from exc
+        return cls.model_construct(_fields_set=set(data), **{**data, **clear})
+
+
+@functools.cache
+def _field_adapter(cls: type[DomainEvent], name: str) -> TypeAdapter:
+    return TypeAdapter(cls.model_fields[name].annotation)
 
 
 def validate_event(cls: type[DomainEvent], data: dict[str, Any]) -> DomainEvent:

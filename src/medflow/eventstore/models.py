@@ -39,6 +39,8 @@ class Stream(models.Model):
     aggregate_type = models.CharField(max_length=100)
     version = models.IntegerField()
     clinic_id = models.UUIDField(null=True)
+    # The data subject (patient) whose personal data the stream holds, if any.
+    subject_id = models.UUIDField(null=True, db_index=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -76,3 +78,16 @@ class ProcessedCommand(models.Model):
 
     class Meta:
         db_table = "processed_commands"
+
+
+class DataKey(models.Model):
+    """A data subject's AES-256-GCM key, wrapped by a master key; emptied when forgotten."""
+
+    subject_id = models.UUIDField(primary_key=True)
+    wrapped_key = models.TextField()
+    master_key_id = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+    destroyed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "data_keys"

@@ -10,6 +10,7 @@ import orjson
 from django.db import connection, transaction
 
 from medflow.errors import VersionConflict
+from medflow.eventstore import crypto, sealing
 from medflow.eventstore.backends import Dialect, dialect
 from medflow.eventstore.events import DomainEvent, registry
 
@@ -30,6 +31,8 @@ class RecordedEvent:
     timestamp: datetime
     metadata: dict[str, Any]
     event: DomainEvent
+    # True when the event's personal fields were forgotten and read back as redacted.
+    redacted: bool = False
 
     @property
     def data(self) -> dict[str, Any]:
@@ -51,14 +54,29 @@ COLUMNS = (
 )
 
 
-def decode_row(row: Sequence[Any], d: Dialect | None = None) -> RecordedEvent:
-    """Turn a row of `COLUMNS` into a RecordedEvent, upcasting and validating its payload."""
+def decode_rows(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
+    """Turn rows of `COLUMNS` into RecordedEvents: open sealed fields, upcast, validate."""
+    d = dialect()
+    payloads = [orjson.loads(row[8]) for row in rows]
+    keys = crypto.keys_for_reading(sealing.subjects(payloads))
+    return [decode_row(row, d, data, keys) for row, data in zip(rows, payloads, strict=True)]
+
+
+def decode_row(
+    row: Sequence[Any], d: Dialect | None = None, data: dict[str, Any] | None = None,
+    keys: dict | None = None,
+) -> RecordedEvent:
+    """Turn one row of `COLUMNS` into a RecordedEvent (see decode_rows for many)."""
     d = d or dialect()
     metadata = orjson.loads(row[7])
-    data = orjson.loads(row[8])
-    event = registry.decode(row[4], metadata.get("schema_version", 1), data)
+    data = orjson.loads(row[8]) if data is None else data
+    event_id = d.uuid_out(row[0])
+    if keys is None:
+        keys = crypto.keys_for_reading(sealing.subjects([data]))
+    data, redacted = sealing.open_payload(data, event_id, keys)
+    event = registry.decode(row[4], metadata.get("schema_version", 1), data, redacted=redacted)
     return RecordedEvent(
-        id=d.uuid_out(row[0]),
+        id=event_id,
         position=row[1],
         aggregate_id=d.uuid_out(row[2]),
         aggregate_type=row[3],
@@ -67,6 +85,7 @@ def decode_row(row: Sequence[Any], d: Dialect | None = None) -> RecordedEvent:
         timestamp=d.time_out(row[6]),
         metadata=metadata,
         event=event,
+        redacted=bool(redacted),
     )
 
 
@@ -83,17 +102,19 @@ def current_version(aggregate_id: UUID) -> int:
 
 def _claim_versions(
     cursor, aggregate_id: UUID, aggregate_type: str, expected: int, count: int,
-    clinic_id: UUID | None, now: datetime,
+    clinic_id: UUID | None, subject_id: UUID | None, now: datetime,
 ) -> None:
     """Move the stream from `expected` to `expected + count`, or raise VersionConflict."""
     d = dialect()
     if expected == 0:
         cursor.execute(
-            "INSERT INTO streams (aggregate_id, aggregate_type, version, clinic_id, created_at,"
-            " updated_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (aggregate_id) DO NOTHING",
+            "INSERT INTO streams (aggregate_id, aggregate_type, version, clinic_id, subject_id,"
+            " created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (aggregate_id) DO NOTHING",
             [
                 d.uuid_in(aggregate_id), aggregate_type, count,
-                d.uuid_in(clinic_id) if clinic_id else None, d.time_in(now), d.time_in(now),
+                d.uuid_in(clinic_id) if clinic_id else None,
+                d.uuid_in(subject_id) if subject_id else None, d.time_in(now), d.time_in(now),
             ],
         )
     else:
@@ -129,32 +150,37 @@ def append(
     if not events:
         return []
     d = dialect()
+    items = [(e.event, e.metadata) if isinstance(e, NewEvent) else (e, {}) for e in events]
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        now = datetime.now(UTC)
-        _claim_versions(
-            cursor, aggregate_id, aggregate_type, expected_version, len(events), clinic_id, now
-        )
+        # Lock order: the global-order lock first, then stream rows. A process manager appends
+        # to other streams inside the same transaction; were stream rows claimed first, two
+        # such transactions could each hold a row the other waits for (a deadlock).
         d.lock_global_order(cursor)
-        # Take the time after the lock, so that timestamps rise with positions.
-        now = datetime.now(UTC)
-        rows = []
-        recorded_meta = []
-        for offset, item in enumerate(events):
-            event, extra = (item.event, item.metadata) if isinstance(item, NewEvent) else (item, {})
+        _claim_versions(
+            cursor, aggregate_id, aggregate_type, expected_version, len(events), clinic_id,
+            items[0][0].data_subject(aggregate_id), datetime.now(UTC),
+        )
+        keys: dict = {}
+        prepared = []
+        for version, (event, extra) in enumerate(items, start=expected_version + 1):
+            event_id = uuid4()
             meta = {**metadata, **extra, "schema_version": event.schema_version}
-            recorded_meta.append((event, meta))
-            rows.append((
-                uuid4(), aggregate_id, aggregate_type, event.event_type,
-                expected_version + offset + 1, now, meta, event.payload(),
-            ))
+            payload = sealing.seal(event, event.payload(), event_id, aggregate_id, keys)
+            prepared.append((event_id, event, meta, payload, version))
+        # Take the time under the lock, so that timestamps rise with positions.
+        now = datetime.now(UTC)
+        rows = [
+            (event_id, aggregate_id, aggregate_type, event.event_type, version, now, meta, payload)
+            for event_id, event, meta, payload, version in prepared
+        ]
         positions = _insert_rows(cursor, rows)
     return [
         RecordedEvent(
-            id=row[0], position=position, aggregate_id=aggregate_id,
-            aggregate_type=aggregate_type, event_type=row[3], version=row[4], timestamp=now,
-            metadata=meta, event=event,
+            id=event_id, position=position, aggregate_id=aggregate_id,
+            aggregate_type=aggregate_type, event_type=event.event_type, version=version,
+            timestamp=now, metadata=meta, event=event,
         )
-        for row, position, (event, meta) in zip(rows, positions, recorded_meta, strict=True)
+        for (event_id, event, meta, _, version), position in zip(prepared, positions, strict=True)
     ]
 
 
@@ -204,7 +230,7 @@ def load(
     sql += " ORDER BY version"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [decode_row(row, d) for row in cursor.fetchall()]
+        return decode_rows(cursor.fetchall())
 
 
 def read_rows(after: int = 0, limit: int = 1000) -> list[tuple]:
@@ -222,8 +248,7 @@ def read_all(after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
 
     Never skips an event that commits late: appends hold the global-order lock until commit.
     """
-    d = dialect()
-    return [decode_row(row, d) for row in read_rows(after, limit)]
+    return decode_rows(read_rows(after, limit))
 
 
 def iter_all(after: int = 0, batch: int = 1000) -> Iterator[RecordedEvent]:

@@ -18,6 +18,7 @@ from medflow.errors import InvalidInput
 from medflow.patients import queries, services
 from medflow.patients.schemas import (
     ArchiveIn,
+    ForgetIn,
     HistoryEntryOut,
     PatientIn,
     PatientListOut,
@@ -121,3 +122,13 @@ def history(request: HttpRequest, patient_id: UUID):
         }
         for e in events
     ]
+
+
+@router.post("/{patient_id}/forget", response={200: WriteOut, **ERRORS},
+             summary="Erase a patient's personal data for good (admins)")
+def forget(request: HttpRequest, patient_id: UUID, payload: ForgetIn):
+    result = services.forget_patient(
+        context_for(request), patient_id, reason=payload.reason,
+        override_retention=payload.override_retention,
+    )
+    return {"id": result.aggregate_id, "version": result.version}

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from medflow.errors import InvalidInput, RuleViolated
 from medflow.eventstore.aggregate import Aggregate
-from medflow.eventstore.events import DomainEvent, registry, validate_event
+from medflow.eventstore.events import REDACTED, DomainEvent, registry, validate_event
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Mrn = Annotated[
@@ -52,6 +52,10 @@ class PatientRegistered(DomainEvent):
     """
 
     schema_version: ClassVar[int] = 2
+    subject_is_stream: ClassVar[bool] = True
+    personal_fields: ClassVar[frozenset[str]] = frozenset(
+        {"mrn", "given_names", "family_name", "birth_date", "phone", "email", "address"}
+    )
 
     clinic_id: UUID
     mrn: Mrn
@@ -72,6 +76,8 @@ class PatientUpdated(DomainEvent):
     """
 
     schema_version: ClassVar[int] = 2
+    subject_is_stream: ClassVar[bool] = True
+    personal_fields: ClassVar[frozenset[str]] = PatientRegistered.personal_fields
 
     mrn: Mrn = None  # type: ignore[assignment]
     given_names: Name = None  # type: ignore[assignment]
@@ -86,7 +92,18 @@ class PatientUpdated(DomainEvent):
 class PatientArchived(DomainEvent):
     """A patient's record was closed; it stays readable but takes no more changes."""
 
+    subject_is_stream: ClassVar[bool] = True
+    personal_fields: ClassVar[frozenset[str]] = frozenset({"reason"})
+
     reason: ShortText | None = None
+
+
+class PatientForgotten(DomainEvent):
+    """The patient's personal data was erased (GDPR Art. 17): their data key is destroyed, so
+    every earlier event's personal fields read back as redacted. Carries no personal data."""
+
+    subject_is_stream: ClassVar[bool] = True
+    retention_overridden: bool = False
 
 
 EDITABLE_FIELDS = tuple(PatientUpdated.model_fields)
@@ -104,6 +121,7 @@ class Patient(Aggregate):
         self.clinic_id: UUID | None = None
         self.demographics: dict[str, Any] = {}
         self.archived = False
+        self.forgotten = False
 
     # Commands -----------------------------------------------------------------------------
 
@@ -135,7 +153,16 @@ class Patient(Aggregate):
         self._require_active()
         self.record(PatientArchived(reason=reason) if reason else PatientArchived())
 
+    def forget(self, *, retention_overridden: bool = False) -> None:
+        """Erase the patient's personal data (the service destroys the key in the same step)."""
+        if self.forgotten:
+            raise RuleViolated("patient is already forgotten", code="patient_forgotten")
+        self.record(PatientForgotten(retention_overridden=retention_overridden))
+
     def _require_active(self) -> None:
+        if self.forgotten:
+            raise RuleViolated("patient was forgotten and takes no more changes",
+                               code="patient_forgotten")
         if self.archived:
             raise RuleViolated("patient is archived and takes no more changes",
                                code="patient_archived")
@@ -146,13 +173,16 @@ class Patient(Aggregate):
         match event:
             case PatientRegistered():
                 self.clinic_id = event.clinic_id
-                data = event.model_dump(mode="json")
+                data = event.model_dump(mode="json", warnings=False)
                 data.pop("clinic_id")
                 self.demographics = data
             case PatientUpdated():
                 self.demographics.update(event.payload())
             case PatientArchived():
                 self.archived = True
+            case PatientForgotten():
+                self.forgotten = True
+                self.demographics = dict.fromkeys(self.demographics, REDACTED)
 
     def state(self) -> dict[str, Any]:
         """Return the patient's current data as the API shows it."""
@@ -161,6 +191,7 @@ class Patient(Aggregate):
             "clinic_id": str(self.clinic_id) if self.clinic_id else None,
             **self.demographics,
             "archived": self.archived,
+            "forgotten": self.forgotten,
         }
 
     def snapshot_state(self) -> dict[str, Any]:
@@ -174,6 +205,7 @@ class Patient(Aggregate):
         clinic = data.pop("clinic_id", None)
         patient.clinic_id = UUID(clinic) if clinic else None
         patient.archived = data.pop("archived", False)
+        patient.forgotten = data.pop("forgotten", False)
         patient.demographics = data
         patient.version = version
         return patient
@@ -196,5 +228,6 @@ def _check_birth_date(birth_date: date, today: date) -> None:
 
 
 __all__ = [
-    "Address", "Patient", "PatientArchived", "PatientRegistered", "PatientUpdated", "Sex",
+    "Address", "Patient", "PatientArchived", "PatientForgotten", "PatientRegistered",
+    "PatientUpdated", "Sex",
 ]

@@ -14,8 +14,10 @@ class PatientReadModel(models.Model):
     given_names = models.CharField(max_length=200)
     # Lower-cased "given family" for case-insensitive search on both backends.
     search_name = models.CharField(max_length=401)
-    birth_date = models.DateField()
+    birth_date = models.DateField(null=True)
     archived = models.BooleanField(default=False)
+    # A forgotten patient keeps a tombstone row without personal data (the record answers 410).
+    forgotten = models.BooleanField(default=False)
     current_data = models.JSONField()
     last_updated = models.DateTimeField()
     version = models.IntegerField()

@@ -1,8 +1,15 @@
 """Inline projection: keep `patient_read_model` in the append's transaction."""
 
+from medflow.eventstore.events import REDACTED
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
-from medflow.patients.domain import Patient, PatientArchived, PatientRegistered, PatientUpdated
+from medflow.patients.domain import (
+    Patient,
+    PatientArchived,
+    PatientForgotten,
+    PatientRegistered,
+    PatientUpdated,
+)
 from medflow.patients.models import PatientReadModel
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
@@ -12,6 +19,16 @@ STREAM_VERSIONED = [PatientReadModel]
 
 def row_values(state: dict, recorded: RecordedEvent) -> dict:
     """Return the read-model columns for a patient state after `recorded`."""
+    # A forgotten patient (or, during a replay, one of their redacted events) leaves a tombstone.
+    if state.get("forgotten") or recorded.redacted:
+        return {
+            "clinic_id": state["clinic_id"], "mrn": f"forgotten:{recorded.aggregate_id.hex[:24]}",
+            "family_name": REDACTED, "given_names": REDACTED, "search_name": "",
+            "birth_date": None, "archived": state["archived"], "forgotten": True,
+            "current_data": {"id": state["id"], "clinic_id": state["clinic_id"],
+                             "archived": state["archived"], "forgotten": True},
+            "last_updated": recorded.timestamp, "version": recorded.version,
+        }
     return {
         "clinic_id": state["clinic_id"],
         "mrn": state["mrn"],
@@ -30,10 +47,11 @@ def row_values(state: dict, recorded: RecordedEvent) -> dict:
 def on_registered(recorded: RecordedEvent) -> None:
     patient = Patient(recorded.aggregate_id)
     patient.when(recorded.event)
-    PatientReadModel.objects.create(id=recorded.aggregate_id, **row_values(patient.state(), recorded))
+    PatientReadModel.objects.create(id=recorded.aggregate_id,
+                                    **row_values(patient.state(), recorded))
 
 
-@inline.on(PatientUpdated, PatientArchived)
+@inline.on(PatientUpdated, PatientArchived, PatientForgotten)
 def on_changed(recorded: RecordedEvent) -> None:
     row = PatientReadModel.objects.get(id=recorded.aggregate_id)
     patient = Patient.from_snapshot(recorded.aggregate_id, row.version, row.current_data)

@@ -8,7 +8,7 @@ from uuid import UUID
 from django.db.models import Q, QuerySet
 
 from medflow.context import Context
-from medflow.errors import InvalidInput, NotFound
+from medflow.errors import Gone, InvalidInput, NotFound
 from medflow.eventstore import store
 from medflow.eventstore.commands import load_aggregate
 from medflow.patients.domain import Patient
@@ -33,11 +33,20 @@ class PatientView:
     last_updated: datetime | None
 
 
-def get_patient(ctx: Context, patient_id: UUID) -> PatientView:
-    """Return a patient's current state from the read model."""
+def visible_patient(ctx: Context, patient_id: UUID) -> PatientReadModel:
+    """Return the patient's read-model row if the caller may see it (forgotten ones too)."""
     row = visible_patients(ctx).filter(id=patient_id).first()
     if row is None:
         raise NotFound(f"no Patient {patient_id}", field="id")
+    return row
+
+
+def get_patient(ctx: Context, patient_id: UUID) -> PatientView:
+    """Return a patient's current state from the read model (410 Gone once forgotten)."""
+    row = visible_patient(ctx, patient_id)
+    if row.forgotten:
+        raise Gone(f"Patient {patient_id} was forgotten; only redacted history remains",
+                   field="id", code="patient_forgotten")
     return PatientView(row.current_data, row.version, row.last_updated)
 
 
@@ -58,7 +67,7 @@ def search_patients(
     ctx: Context, q: str = "", *, limit: int = 20, offset: int = 0
 ) -> tuple[int, list[PatientReadModel]]:
     """Find patients by name (any part, any case) or exact MRN; return the total and a page."""
-    rows = visible_patients(ctx)
+    rows = visible_patients(ctx).filter(forgotten=False)
     term = q.strip()
     if term:
         # Every word must match part of the name, or the whole term the MRN.
@@ -71,6 +80,6 @@ def search_patients(
 
 
 def patient_history(ctx: Context, patient_id: UUID) -> list[store.RecordedEvent]:
-    """Return every event of a patient's stream, oldest first."""
-    get_patient(ctx, patient_id)
+    """Return every event of a patient's stream, oldest first (redacted once forgotten)."""
+    visible_patient(ctx, patient_id)
     return store.load(patient_id)

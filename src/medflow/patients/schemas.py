@@ -49,6 +49,11 @@ class ArchiveIn(StrictIn):
     reason: str | None = Field(default=None, max_length=200)
 
 
+class ForgetIn(StrictIn):
+    reason: str = Field(min_length=1, max_length=500)
+    override_retention: bool = False
+
+
 class PatientOut(Schema):
     id: UUID
     clinic_id: UUID

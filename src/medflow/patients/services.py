@@ -4,12 +4,14 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
-from django.db import IntegrityError
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from medflow.context import Context
-from medflow.errors import Conflict, NotFound
+from medflow.context import Context, require_role
+from medflow.errors import Conflict, InvalidInput, NotFound, RuleViolated
 from medflow.eventstore.commands import CommandResult, execute
+from medflow.eventstore.erasure import erase_subject, retention_holds
 from medflow.patients.domain import Patient
 from medflow.patients.models import PatientReadModel
 from medflow.patients.queries import can_see_clinic
@@ -101,3 +103,35 @@ def _require_visible(ctx: Context, patient: Patient) -> None:
     # A patient of another clinic answers "not found", so that existence does not leak.
     if not can_see_clinic(ctx, patient.clinic_id):
         raise NotFound(f"no Patient {patient.id}", field="id")
+
+
+def forget_patient(
+    ctx: Context, patient_id: UUID, *, reason: str, override_retention: bool = False
+) -> CommandResult:
+    """Erase a patient's personal data for good (GDPR Art. 17), as an admin, with a reason.
+
+    Records that must still be kept (settings.MEDFLOW_RETENTION_YEARS, per record type) make
+    this refuse, unless the admin overrides the retention period (Art. 17(3) exemptions decided
+    by a person, recorded on the event).
+    """
+    require_role(ctx, "admin")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("reason is required to forget a patient", field="reason")
+    with transaction.atomic():
+        holds = retention_holds(patient_id, settings.MEDFLOW_RETENTION_YEARS)
+        if holds and not override_retention:
+            kept = "; ".join(f"{h.aggregate_type} until {h.keep_until:%Y-%m-%d}" for h in holds)
+            raise RuleViolated(
+                f"records must be kept ({kept}); an admin may override with a reason",
+                field="override_retention", code="retention_period",
+            )
+
+        def decide(patient: Patient) -> None:
+            _require_visible(ctx, patient)
+            patient.forget(retention_overridden=bool(holds))
+
+        result = execute(ctx.with_reason(reason), Patient, patient_id, decide,
+                         command="ForgetPatient")
+        erase_subject(patient_id)
+    return result

@@ -5,8 +5,10 @@ from uuid import UUID
 
 from django.utils.dateparse import parse_datetime
 
+from medflow.eventstore.events import DomainEvent
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
+from medflow.patients.domain import PatientForgotten
 from medflow.timeline.models import TimelineEntry
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
@@ -38,17 +40,26 @@ def kind_of(recorded: RecordedEvent) -> str:
     return getattr(recorded.event, "timeline_kind", None) or recorded.aggregate_type.lower()
 
 
+@inline.on(PatientForgotten)
+def forget(recorded: RecordedEvent) -> None:
+    # The entries carry personal data in clear: a forgotten patient's go.
+    TimelineEntry.objects.filter(patient_id=recorded.aggregate_id).delete()
+
+
 @inline.on_every
 def add_to_timeline(recorded: RecordedEvent) -> None:
     patient_id = patient_of(recorded)
     if patient_id is None:
         return
+    # A redacted event's own summary may format fields that now hold "[redacted]".
+    summary = (DomainEvent.summary(recorded.event) if recorded.redacted
+               else recorded.event.summary())
     meta = recorded.metadata
     TimelineEntry.objects.create(
         position=recorded.position, event_id=recorded.id, patient_id=patient_id,
         aggregate_id=recorded.aggregate_id, aggregate_type=recorded.aggregate_type,
         event_type=recorded.event_type, version=recorded.version, kind=kind_of(recorded),
-        summary=recorded.event.summary()[:300], occurred_at=occurred_at(recorded),
+        summary=summary[:300], occurred_at=occurred_at(recorded),
         recorded_at=recorded.timestamp, username=meta.get("username") or "",
         role=meta.get("role") or "", reason=meta.get("reason") or "", data=recorded.data,
     )

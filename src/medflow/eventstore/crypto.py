@@ -1,0 +1,156 @@
+"""Per-subject data keys for personal data in events (crypto-shredding).
+
+Each data subject (a patient) has a random AES-256-GCM data key, stored wrapped by the master key
+(MEDFLOW_MASTER_KEY). Destroying the data key makes every ciphertext of that subject unreadable
+for good, while the events themselves stay in the log with continuous versions.
+"""
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from uuid import UUID
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.db import connection
+
+from medflow.errors import RuleViolated
+from medflow.eventstore.backends import dialect
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode())
+
+
+def key_id(master: bytes) -> str:
+    """Return a short public fingerprint of a master key."""
+    return hashlib.sha256(b"medflow-master-key" + master).hexdigest()[:16]
+
+
+def parse_master_key(text: str) -> bytes:
+    """Decode a base64 master key and check it is 32 bytes."""
+    try:
+        raw = b64d(text.strip())
+    except ValueError as exc:
+        raise ValueError("a master key is 32 bytes in URL-safe base64") from exc
+    if len(raw) != 32:
+        raise ValueError("a master key is 32 bytes in URL-safe base64")
+    return raw
+
+
+def generate_master_key() -> str:
+    """Return a new random master key, base64-encoded."""
+    return b64e(os.urandom(32))
+
+
+def master_keys() -> tuple[str, dict[str, AESGCM]]:
+    """Return the current master key's id and every known master key (current and previous)."""
+    current = parse_master_key(settings.MEDFLOW_MASTER_KEY)
+    keys = {key_id(current): AESGCM(current)}
+    for text in settings.MEDFLOW_PREVIOUS_MASTER_KEYS:
+        old = parse_master_key(text)
+        keys[key_id(old)] = AESGCM(old)
+    return key_id(current), keys
+
+
+def _wrap(subject_id: UUID, data_key: bytes) -> tuple[str, str]:
+    current, keys = master_keys()
+    nonce = os.urandom(12)
+    return b64e(nonce + keys[current].encrypt(nonce, data_key, subject_id.bytes)), current
+
+
+def _unwrap(subject_id: UUID, wrapped: str, master_id: str) -> bytes:
+    _, keys = master_keys()
+    if master_id not in keys:
+        raise RuntimeError(
+            f"data key of {subject_id} is wrapped by master key {master_id}, which is not"
+            " configured (set MEDFLOW_PREVIOUS_MASTER_KEYS)"
+        )
+    raw = b64d(wrapped)
+    return keys[master_id].decrypt(raw[:12], raw[12:], subject_id.bytes)
+
+
+def key_for_writing(subject_id: UUID) -> AESGCM:
+    """Return the subject's data key, creating it on first use; refuse a destroyed one."""
+    d = dialect()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT wrapped_key, master_key_id, destroyed_at FROM data_keys WHERE subject_id = %s",
+            [d.uuid_in(subject_id)],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            data_key = AESGCM.generate_key(bit_length=256)
+            wrapped, master_id = _wrap(subject_id, data_key)
+            cursor.execute(
+                "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at)"
+                " VALUES (%s, %s, %s, %s)",
+                [d.uuid_in(subject_id), wrapped, master_id, d.time_in(datetime.now(UTC))],
+            )
+            return AESGCM(data_key)
+    wrapped, master_id, destroyed = row
+    if destroyed is not None:
+        raise RuleViolated(f"the data of {subject_id} was forgotten; nothing more can be stored",
+                           code="subject_forgotten")
+    return AESGCM(_unwrap(subject_id, wrapped, master_id))
+
+
+def keys_for_reading(subject_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
+    """Return the data keys of these subjects; None for a destroyed (forgotten) one."""
+    subjects = list(set(subject_ids))
+    if not subjects:
+        return {}
+    d = dialect()
+    found: dict[UUID, AESGCM | None] = dict.fromkeys(subjects)
+    with connection.cursor() as cursor:
+        for start in range(0, len(subjects), 500):
+            chunk = subjects[start:start + 500]
+            cursor.execute(
+                "SELECT subject_id, wrapped_key, master_key_id FROM data_keys"
+                f" WHERE destroyed_at IS NULL AND subject_id IN ({', '.join(['%s'] * len(chunk))})",
+                [d.uuid_in(s) for s in chunk],
+            )
+            for subject, wrapped, master_id in cursor.fetchall():
+                subject = d.uuid_out(subject)
+                found[subject] = AESGCM(_unwrap(subject, wrapped, master_id))
+    return found
+
+
+def destroy(subject_id: UUID) -> bool:
+    """Destroy a subject's data key for good; return whether there was one to destroy."""
+    d = dialect()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE data_keys SET wrapped_key = '', destroyed_at = %s"
+            " WHERE subject_id = %s AND destroyed_at IS NULL",
+            [d.time_in(datetime.now(UTC)), d.uuid_in(subject_id)],
+        )
+        return cursor.rowcount == 1
+
+
+def rotate(batch: int = 1000) -> int:
+    """Re-wrap every live data key under the current master key; return how many changed."""
+    current, _ = master_keys()
+    d = dialect()
+    changed = 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT subject_id, wrapped_key, master_key_id FROM data_keys"
+            " WHERE destroyed_at IS NULL AND master_key_id <> %s", [current],
+        )
+        rows = cursor.fetchall()
+        for subject, wrapped, master_id in rows:
+            subject = d.uuid_out(subject)
+            new_wrapped, _ = _wrap(subject, _unwrap(subject, wrapped, master_id))
+            cursor.execute(
+                "UPDATE data_keys SET wrapped_key = %s, master_key_id = %s WHERE subject_id = %s",
+                [new_wrapped, current, d.uuid_in(subject)],
+            )
+            changed += 1
+    return changed
