@@ -112,3 +112,35 @@ def registered(doctor_ctx, clinic, patient_fields):
     from medflow.patients.services import register_patient
 
     return register_patient(doctor_ctx, clinic_id=clinic.id, **patient_fields).aggregate_id
+
+
+def _uses_transactions(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and (marker.kwargs.get("transaction") or (
+        marker.args and marker.args[0])))
+    return transactional or bool({"transactional_db", "live_server"} & set(request.fixturenames))
+
+
+@pytest.fixture(autouse=True)
+def _access_log_flushable(request):
+    """Let the test database be flushed after transactional tests on SQLite.
+
+    The access log refuses DELETE (its append-only triggers); Django flushes SQLite with DELETE
+    (PostgreSQL with TRUNCATE, which row triggers do not see). The triggers are lifted for the
+    flush only: this fixture sets up after the database fixture, so it tears down before it.
+    """
+    from django.db import connection
+
+    if not _uses_transactions(request) or connection.vendor != "sqlite":
+        yield
+        return
+    import importlib
+
+    request.getfixturevalue("transactional_db")
+    triggers = importlib.import_module("medflow.audit.migrations.0002_append_only")
+    with connection.schema_editor() as editor:
+        triggers.backwards(None, editor)
+        triggers.forwards(None, editor)
+    yield
+    with connection.schema_editor() as editor:
+        triggers.backwards(None, editor)

@@ -10,6 +10,7 @@ from ninja.security import HttpBearer, django_auth
 
 from medflow import errors
 from medflow.access import tokens
+from medflow.audit.api import router as audit_router
 from medflow.clinical.api import router as clinical_router
 from medflow.labs.api import router as labs_router
 from medflow.patients.api import router as patients_router
@@ -53,6 +54,7 @@ api = NinjaAPI(
 )
 api.add_router("/patients", patients_router)
 api.add_router("/patients", timeline_router)
+api.add_router("/patients", audit_router)
 # Patient-scoped clinical routes live under /patients/{id}/...; each router declares full paths.
 api.add_router("/", clinical_router)
 api.add_router("/", labs_router)

@@ -20,6 +20,16 @@ class Context:
     request_id: str | None = None
     client_ip: str | None = None
     reason: str | None = None
+    # Patients whose data this request read: (patient id, clinic id, how). Written to the access
+    # log at the end of the request; None where nothing is audited (MedFlow itself).
+    reads: list | None = field(default=None, compare=False, repr=False)
+    # Patients the caller may open outside their clinics by break-glass, until when.
+    break_glass: frozenset[UUID] = frozenset()
+
+    def note_read(self, patient_id: UUID, clinic_id: UUID | None) -> None:
+        """Remember that this request read a patient's data (for the access log)."""
+        if self.reads is not None:
+            self.reads.append((patient_id, clinic_id, patient_id in self.break_glass))
 
     def metadata(self, command: str) -> dict[str, Any]:
         """Return the metadata recorded on every event this context's command produces."""

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "medflow.scheduling",
     "medflow.work",
     "medflow.timeline",
+    "medflow.audit",
     "medflow.demo",
 ]
 
@@ -70,6 +71,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "medflow.audit.middleware.AccessLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -182,3 +182,12 @@ def test_openapi_schema_and_docs(db):
 def test_malformed_json_is_400(api):
     response = api.post("/api/patients", "{bad", content_type="application/json")
     assert error(response, 400)["code"] == "bad_request"
+
+
+def test_foreign_patient_with_a_stale_if_match_is_404_not_409(api, system, other_clinic):
+    from medflow.patients.services import register_patient
+
+    foreign = register_patient(system, clinic_id=other_clinic.id, **{**BODY, "address": None})
+    response = api.patch(f"/api/patients/{foreign.aggregate_id}", {"phone": "1"},
+                         content_type="application/json", HTTP_IF_MATCH="7")
+    assert error(response, 404)["code"] == "not_found"

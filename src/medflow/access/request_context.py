@@ -46,6 +46,7 @@ def context_for(request: HttpRequest) -> Context:
         correlation_id=_correlation(request_id),
         request_id=request_id,
         client_ip=request.META.get("REMOTE_ADDR"),
+        reads=[],
     )
     request._medflow_context = ctx
     return ctx

@@ -68,13 +68,14 @@ def load_aggregate(
     return _fold(aggregate, to_version, as_of)
 
 
-def load_current(cls: type[A], aggregate_id: UUID) -> A:
+def load_current(cls: type[A], aggregate_id: UUID, current: int | None = None) -> A:
     """Load an aggregate at its latest version, from the cache when it holds a usable state.
 
     The cached state is only a starting point: the stream's version is read from the database
-    and any newer events are folded in, so a stale entry is never served.
+    (or given as `current`) and newer events are folded in, so a stale entry is never served.
     """
-    current = store.current_version(aggregate_id)
+    if current is None:
+        current = store.current_version(aggregate_id)
     if current == 0:
         return cls(aggregate_id)
     cached = cache.get(_cache_key(cls, aggregate_id))
@@ -139,7 +140,12 @@ def execute(
         return previous
     try:
         with transaction.atomic():
-            aggregate = load_current(cls, aggregate_id)
+            stream = store.stream_row(aggregate_id)
+            if stream is not None and not _may_write(ctx, stream[1]):
+                # Another clinic's record answers "not found", before any version is compared,
+                # so that neither a 409 nor a 422 reveals that it exists.
+                raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
+            aggregate = load_current(cls, aggregate_id, stream[0] if stream else 0)
             if create and aggregate.exists:
                 raise VersionConflict(
                     f"{cls.aggregate_type} {aggregate_id} already exists",
@@ -176,6 +182,10 @@ def execute(
             return previous
         raise
     return result
+
+
+def _may_write(ctx: Context, clinic_id: UUID | None) -> bool:
+    return ctx.role == "system" or clinic_id is None or clinic_id in ctx.clinic_ids
 
 
 def _maybe_snapshot(aggregate: Aggregate, start: int, version: int) -> None:

@@ -89,6 +89,20 @@ def decode_row(
     )
 
 
+def stream_row(aggregate_id: UUID) -> tuple[int, UUID | None] | None:
+    """Return the stream's (version, clinic id), or None when it does not exist."""
+    d = dialect()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT version, clinic_id FROM streams WHERE aggregate_id = %s",
+            [d.uuid_in(aggregate_id)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return row[0], d.uuid_out(row[1]) if row[1] else None
+
+
 def current_version(aggregate_id: UUID) -> int:
     """Return the stream's version, 0 when it does not exist."""
     d = dialect()

@@ -23,7 +23,9 @@ def can_see_clinic(ctx: Context, clinic_id: UUID | None) -> bool:
 def visible_patients(ctx: Context) -> QuerySet[PatientReadModel]:
     """Return the patients of the caller's clinics."""
     rows = PatientReadModel.objects.all()
-    return rows if ctx.role == "system" else rows.filter(clinic_id__in=ctx.clinic_ids)
+    if ctx.role == "system":
+        return rows
+    return rows.filter(Q(clinic_id__in=ctx.clinic_ids) | Q(id__in=ctx.break_glass))
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ def visible_patient(ctx: Context, patient_id: UUID) -> PatientReadModel:
     row = visible_patients(ctx).filter(id=patient_id).first()
     if row is None:
         raise NotFound(f"no Patient {patient_id}", field="id")
+    ctx.note_read(row.id, row.clinic_id)
     return row
 
 
@@ -76,7 +79,10 @@ def search_patients(
             name_match &= Q(search_name__contains=word)
         rows = rows.filter(Q(mrn=term) | name_match)
     rows = rows.order_by("family_name", "given_names", "id")
-    return rows.count(), list(rows[offset:offset + limit])
+    page = list(rows[offset:offset + limit])
+    for row in page:
+        ctx.note_read(row.id, row.clinic_id)
+    return rows.count(), page
 
 
 def patient_history(ctx: Context, patient_id: UUID) -> list[store.RecordedEvent]:

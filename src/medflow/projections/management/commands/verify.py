@@ -1,18 +1,20 @@
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 
+from medflow.audit.chain import check_chain
 from medflow.eventstore.integrity import check_store
 from medflow.projections.consistency import check_read_models
 
 RULES = ("version_continuity", "timestamp_order", "position_order", "data_schema_valid",
-         "consistency_check", "version_match")
+         "consistency_check", "version_match", "access_log_chain")
 
 
 class Command(BaseCommand):
     help = (
         "Check the whole store: versions continuous per stream, timestamps ordered, every payload"
         " valid against its schema, every read model equal to a fresh replay with matching"
-        " versions. Prints each bad stream or row; exits non-zero on any violation."
+        " versions, the access log's hash chain unbroken. Prints each bad stream or row; exits"
+        " non-zero on any violation."
     )
 
     def add_arguments(self, parser):
@@ -21,7 +23,7 @@ class Command(BaseCommand):
                             help="skip the read-model replay (fast)")
 
     def handle(self, *args, **options):
-        violations = list(check_store())
+        violations = list(check_store()) + list(check_chain())
         if not options["store_only"]:
             violations += list(check_read_models())
         counts = {rule: sum(v.rule == rule for v in violations) for rule in RULES}
