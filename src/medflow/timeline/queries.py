@@ -7,6 +7,9 @@ from medflow.context import Context
 from medflow.patients.queries import get_patient
 from medflow.timeline.models import TimelineEntry
 
+CLINICAL_ROLES = frozenset({"doctor", "nurse", "admin", "system"})
+NON_CLINICAL_KINDS = ("patient", "appointment")
+
 
 def patient_timeline(
     ctx: Context, patient_id: UUID, *, kinds: list[str] | None = None,
@@ -15,6 +18,9 @@ def patient_timeline(
     """Return the total and one page of a patient's events, newest first."""
     get_patient(ctx, patient_id)  # scope check: 404 outside the caller's clinics
     rows = TimelineEntry.objects.filter(patient_id=patient_id)
+    if ctx.role not in CLINICAL_ROLES:
+        # Receptionists (and callers without a role here) see no clinical detail.
+        rows = rows.filter(kind__in=NON_CLINICAL_KINDS)
     if kinds:
         rows = rows.filter(kind__in=kinds)
     if as_of is not None:
