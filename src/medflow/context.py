@@ -1,6 +1,7 @@
 """Who runs a command or query, for which clinic, and why. Free of Django."""
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -20,6 +21,9 @@ class Context:
     request_id: str | None = None
     client_ip: str | None = None
     reason: str | None = None
+    # When the fact happened in the world, for records entered after the fact (imports,
+    # migrations); the timeline orders by it.
+    effective_time: datetime | None = None
     # Patients whose data this request read: (patient id, clinic id, how). Written to the access
     # log at the end of the request; None where nothing is audited (MedFlow itself).
     reads: list | None = field(default=None, compare=False, repr=False)
@@ -47,6 +51,8 @@ class Context:
             data["client_ip"] = self.client_ip
         if self.reason:
             data["reason"] = self.reason
+        if self.effective_time:
+            data["effective_time"] = self.effective_time.isoformat()
         return data
 
     def with_reason(self, reason: str | None) -> "Context":

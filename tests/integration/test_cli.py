@@ -12,7 +12,6 @@ from django.core.management import CommandError, call_command
 from medflow.access.models import ApiToken, ClinicReadModel, Membership
 from medflow.access.tokens import authenticate
 from medflow.eventstore.models import StoredEvent
-from medflow.patients.models import PatientReadModel
 
 pytestmark = pytest.mark.django_db
 
@@ -52,18 +51,6 @@ def test_cli_mistakes_are_command_errors():
     assert not get_user_model().objects.filter(username="x").exists()
     with pytest.raises(CommandError, match="8 characters"):
         run("staff", "create", "y", "--clinic", "north", "--role", "nurse", "--password", "short")
-
-
-def test_demo_load_is_idempotent(settings):
-    settings.DEBUG = True
-    first = run("demo", "load")
-    assert "25 patient(s) added" in first
-    events = StoredEvent.objects.count()
-    assert "0 patient(s) added" in run("demo", "load")
-    assert StoredEvent.objects.count() == events
-    assert PatientReadModel.objects.count() == 25
-    user = get_user_model().objects.get(username="demo")
-    assert user.check_password("demo") and Membership.objects.get(user=user).role == "doctor"
 
 
 def test_demo_user_is_refused_outside_development(settings):
