@@ -12,7 +12,11 @@ class ClinicalEventRecord(models.Model):
 
     id = models.UUIDField(primary_key=True)  # the event id
     position = models.BigIntegerField(unique=True)
-    patient_id = models.UUIDField()
+    # The seeds' foreign key to the patient (deferrable, so a rebuild can swap rows in one go).
+    patient = models.ForeignKey(
+        "patients.PatientReadModel", on_delete=models.DO_NOTHING, related_name="+",
+        db_column="patient_id",
+    )
     encounter_id = models.UUIDField(null=True)
     aggregate_id = models.UUIDField()
     aggregate_type = models.CharField(max_length=100)

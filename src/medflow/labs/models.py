@@ -32,7 +32,11 @@ class LabResultReadModel(models.Model):
     """The seeds' `lab_results_read_model`: one row per result, in its latest form."""
 
     id = models.UUIDField(primary_key=True)
-    patient_id = models.UUIDField()
+    # The seeds' foreign key to the patient (deferrable, so a rebuild can swap rows in one go).
+    patient = models.ForeignKey(
+        "patients.PatientReadModel", on_delete=models.DO_NOTHING, related_name="+",
+        db_column="patient_id",
+    )
     order_id = models.UUIDField()
     loinc_code = models.CharField(max_length=10)
     display = models.CharField(max_length=300)
