@@ -62,6 +62,9 @@ INSTALLED_APPS = [
     "medflow.work",
     "medflow.timeline",
     "medflow.audit",
+    "medflow.legacy",
+    "medflow.ops",
+    "medflow.web",
     "medflow.demo",
 ]
 

@@ -1,0 +1,3 @@
+"""Routes of the operations endpoints: /health and /metrics (to be filled in)."""
+
+urlpatterns: list = []

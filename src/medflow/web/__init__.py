@@ -1,0 +1,1 @@
+"""Clinician web UI: server-rendered templates over the same queries and services as the API."""

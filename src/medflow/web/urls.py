@@ -1,0 +1,3 @@
+"""Routes of the clinician web UI (to be filled in)."""
+
+urlpatterns: list = []
