@@ -115,6 +115,13 @@ def test_state_at_version_and_time(doctor_ctx, registered):
         queries.get_patient_at(doctor_ctx, registered, version=5)
 
 
+def test_snapshot_interval_per_aggregate_type(settings, doctor_ctx, registered):
+    settings.MEDFLOW_SNAPSHOT_EVERY = 100
+    settings.MEDFLOW_SNAPSHOT_EVERY_BY_TYPE = {"Patient": 2}
+    update_patient(doctor_ctx, registered, {"phone": "555 0100"}, expected_version=1)
+    assert list(Snapshot.objects.values_list("version", flat=True)) == [2]
+
+
 def test_snapshots_every_n_events_and_load_uses_them(settings, doctor_ctx, registered):
     settings.MEDFLOW_SNAPSHOT_EVERY = 3
     for version in range(1, 7):
@@ -132,3 +139,23 @@ def test_snapshots_every_n_events_and_load_uses_them(settings, doctor_ctx, regis
     Snapshot.objects.update(schema_version=99)
     patient = load_aggregate(Patient, registered)
     assert (patient.version, patient.demographics["family_name"]) == (7, "Lovelace")
+
+
+def test_as_of_loads_start_from_a_snapshot_recorded_by_then(settings, doctor_ctx, registered):
+    from medflow.eventstore.models import StoredEvent
+
+    settings.MEDFLOW_SNAPSHOT_EVERY = 2
+    for version in range(1, 4):
+        update_patient(doctor_ctx, registered, {"phone": f"555 02{version:02d}"},
+                       expected_version=version)
+    at_two = StoredEvent.objects.get(aggregate_id=registered, version=2).timestamp
+    at_three = StoredEvent.objects.get(aggregate_id=registered, version=3).timestamp
+    # Doctor the snapshot at version 2 to see whether an as-of load starts from it.
+    Snapshot.objects.filter(aggregate_id=registered, version=2).update(
+        state={**PatientReadModel.objects.get(id=registered).current_data, "family_name": "Snap"})
+    assert load_aggregate(Patient, registered, as_of=at_three).demographics["family_name"] == "Snap"
+    assert load_aggregate(Patient, registered, as_of=at_two).version == 2
+    # Before the snapshot's version was recorded, the load replays from the first event.
+    before = StoredEvent.objects.get(aggregate_id=registered, version=1).timestamp
+    patient = load_aggregate(Patient, registered, as_of=before)
+    assert (patient.version, patient.demographics["family_name"]) == (1, "Lovelace")

@@ -57,10 +57,9 @@ def load_aggregate(
     cls: type[A], aggregate_id: UUID, *, to_version: int | None = None,
     as_of: datetime | None = None,
 ) -> A:
-    """Rebuild an aggregate from its latest usable snapshot and the events after it."""
-    snap = None
-    if as_of is None:
-        snap = snapshots.latest(aggregate_id, cls.state_version, to_version)
+    """Rebuild an aggregate from its latest usable snapshot and the events after it, as of a
+    version or a time when asked."""
+    snap = snapshots.latest(aggregate_id, cls.state_version, to_version, as_of)
     if snap is None:
         aggregate = cls(aggregate_id)
     else:

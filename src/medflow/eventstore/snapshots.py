@@ -25,18 +25,28 @@ def snapshot_every(aggregate_type: str) -> int:
     return per_type.get(aggregate_type, settings.MEDFLOW_SNAPSHOT_EVERY)
 
 
-def latest(aggregate_id: UUID, schema_version: int, max_version: int | None = None):
-    """Return the newest snapshot of the current schema version, at or below `max_version`."""
+def latest(
+    aggregate_id: UUID, schema_version: int, max_version: int | None = None,
+    as_of: datetime | None = None,
+):
+    """Return the newest snapshot of the current schema version, at or below `max_version`,
+    and, with `as_of`, of a version whose event was recorded by then."""
     d = dialect()
     sql = (
-        "SELECT version, schema_version, state FROM snapshots"
-        " WHERE aggregate_id = %s AND schema_version = %s"
+        "SELECT s.version, s.schema_version, s.state FROM snapshots s"
+        " WHERE s.aggregate_id = %s AND s.schema_version = %s"
     )
     params: list[Any] = [d.uuid_in(aggregate_id), schema_version]
     if max_version is not None:
-        sql += " AND version <= %s"
+        sql += " AND s.version <= %s"
         params.append(max_version)
-    sql += " ORDER BY version DESC LIMIT 1"
+    if as_of is not None:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM event_store e WHERE e.aggregate_id = s.aggregate_id"
+            " AND e.version = s.version AND e.timestamp <= %s)"
+        )
+        params.append(d.time_in(as_of))
+    sql += " ORDER BY s.version DESC LIMIT 1"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
