@@ -210,3 +210,11 @@ LOGGING = {
 
 # Take a snapshot of an aggregate every N events (0 turns snapshots off).
 MEDFLOW_SNAPSHOT_EVERY = int(os.environ.get("MEDFLOW_SNAPSHOT_EVERY", "100"))
+
+# Snapshot interval per aggregate type, overriding MEDFLOW_SNAPSHOT_EVERY: "Patient=50,Chart=20".
+MEDFLOW_SNAPSHOT_EVERY_BY_TYPE = {
+    name.strip(): int(every)
+    for name, _, every in (
+        item.partition("=") for item in env_list("MEDFLOW_SNAPSHOT_EVERY_BY_TYPE", "")
+    )
+}
