@@ -10,9 +10,12 @@ from ninja.security import HttpBearer, django_auth
 
 from medflow import errors
 from medflow.access import tokens
+from medflow.access.api import auth_router
+from medflow.access.api import router as access_router
 from medflow.audit.api import router as audit_router
 from medflow.clinical.api import router as clinical_router
 from medflow.labs.api import router as labs_router
+from medflow.ops.metrics import count_failed_command
 from medflow.patients.api import router as patients_router
 from medflow.scheduling.api import router as scheduling_router
 from medflow.timeline.api import router as timeline_router
@@ -60,6 +63,8 @@ api.add_router("/", clinical_router)
 api.add_router("/", labs_router)
 api.add_router("/", scheduling_router)
 api.add_router("/", work_router)
+api.add_router("/", access_router)  # /patients/{id}/break-glass
+api.add_router("/auth", auth_router)  # session login/logout, no auth
 
 STATUS = {
     errors.InvalidInput: 422,
@@ -82,6 +87,7 @@ def error_response(request, status: int, code: str, message: str, field: str | N
 @api.exception_handler(errors.MedflowError)
 def on_medflow_error(request, exc: errors.MedflowError):
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    count_failed_command(exc.code)
     response = error_response(request, status, exc.code, exc.message, exc.field)
     if isinstance(exc, errors.VersionConflict) and exc.actual is not None:
         response["ETag"] = f'"{exc.actual}"'

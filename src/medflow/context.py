@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from medflow.access.permissions import allowed_roles, allows
 from medflow.errors import PermissionDenied
 
 
@@ -27,13 +28,17 @@ class Context:
     # Patients whose data this request read: (patient id, clinic id, how). Written to the access
     # log at the end of the request; None where nothing is audited (MedFlow itself).
     reads: list | None = field(default=None, compare=False, repr=False)
-    # Patients the caller may open outside their clinics by break-glass, until when.
+    # Patients the caller may read outside their clinics by an unexpired break-glass grant
+    # (filled on reads only, by medflow.access.request_context.context_for).
     break_glass: frozenset[UUID] = frozenset()
+    # Extra metadata merged into every event's metadata (e.g. the legacy row a migration read).
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
     def note_read(self, patient_id: UUID, clinic_id: UUID | None) -> None:
         """Remember that this request read a patient's data (for the access log)."""
         if self.reads is not None:
-            self.reads.append((patient_id, clinic_id, patient_id in self.break_glass))
+            by_break_glass = patient_id in self.break_glass and clinic_id not in self.clinic_ids
+            self.reads.append((patient_id, clinic_id, by_break_glass))
 
     def metadata(self, command: str) -> dict[str, Any]:
         """Return the metadata recorded on every event this context's command produces."""
@@ -53,6 +58,8 @@ class Context:
             data["reason"] = self.reason
         if self.effective_time:
             data["effective_time"] = self.effective_time.isoformat()
+        if self.extra:
+            data.update(self.extra)
         return data
 
     def with_reason(self, reason: str | None) -> "Context":
@@ -71,6 +78,18 @@ def require_role(ctx: Context, *roles: str) -> None:
         allowed = " or ".join(roles)
         raise PermissionDenied(f"only a {allowed} may do this (you are {ctx.role or 'no role'})",
                                field="role")
+
+
+def require_permission(ctx: Context, name: str) -> None:
+    """Refuse the command or query `name` unless the permission table allows the caller's role.
+
+    The table is medflow.access.permissions (MedFlow itself, role "system", always may).
+    """
+    if not allows(ctx.role, name):
+        allowed = " or ".join(sorted(allowed_roles(name)))
+        raise PermissionDenied(
+            f"{name}: only a {allowed} may do this (you are {ctx.role or 'no role'})", field="role"
+        )
 
 
 def caused_by(ctx: Context, event_id: UUID, metadata: dict[str, Any]) -> Context:

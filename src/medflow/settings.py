@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "medflow.web.middleware.ActiveClinicMiddleware",
     "medflow.audit.middleware.AccessLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -218,3 +219,95 @@ MEDFLOW_SNAPSHOT_EVERY_BY_TYPE = {
         item.partition("=") for item in env_list("MEDFLOW_SNAPSHOT_EVERY_BY_TYPE", "")
     )
 }
+
+# Web UI (medflow.web): session login, and sessions that end after this many idle minutes
+# (every request pushes the expiry back).
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+MEDFLOW_SESSION_IDLE_MINUTES = int(os.environ.get("MEDFLOW_SESSION_IDLE_MINUTES", "15"))
+SESSION_COOKIE_AGE = MEDFLOW_SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+
+# --- Operations (medflow.ops): health, metrics, slow-query log, JSON logs ---
+# Request id / user id on log records, one log line per request, 503 when the DB pool is exhausted.
+MIDDLEWARE.append("medflow.ops.middleware.OpsMiddleware")
+# Queries slower than this many milliseconds are logged (SQL text only, never parameters); -1: off.
+MEDFLOW_SLOW_QUERY_MS = float(os.environ.get("MEDFLOW_SLOW_QUERY_MS", "1000"))
+# /health answers 503 when a catch-up projection lags more than this many seconds (unset: never).
+MEDFLOW_HEALTH_MAX_LAG_SECONDS = (
+    float(os.environ["MEDFLOW_HEALTH_MAX_LAG_SECONDS"])
+    if os.environ.get("MEDFLOW_HEALTH_MAX_LAG_SECONDS") else None
+)
+# /metrics: with a token, only `Authorization: Bearer <token>` may read it; without one, loopback only.
+MEDFLOW_METRICS_TOKEN = os.environ.get("MEDFLOW_METRICS_TOKEN", "")
+BROKER_URL = os.environ.get("BROKER_URL", "")
+# Monthly partitions of event_store kept ahead of time by `medflow migrate` and
+# `medflow partitions ensure` (PostgreSQL; MEDFLOW_EVENT_STORE_PARTITIONING=0 at the first
+# migrate keeps a plain table).
+MEDFLOW_PARTITIONS_AHEAD = int(os.environ.get("MEDFLOW_PARTITIONS_AHEAD", "3"))
+# Patient search on PostgreSQL: how close (pg_trgm word similarity, 0-1) a word must be to a name.
+MEDFLOW_SEARCH_SIMILARITY = float(os.environ.get("MEDFLOW_SEARCH_SIMILARITY", "0.5"))
+# MEDFLOW_LOG_FORMAT=json: one JSON object a line, with request id and user id (no PHI).
+LOGGING.setdefault("filters", {})["request_context"] = {
+    "()": "medflow.ops.jsonlog.RequestContextFilter"}
+LOGGING["handlers"]["console"]["filters"] = ["request_context"]
+LOGGING.setdefault("loggers", {})["medflow.requests"] = {
+    "level": os.environ.get("MEDFLOW_REQUEST_LOG_LEVEL", "INFO")}
+if os.environ.get("MEDFLOW_LOG_FORMAT", "").lower() == "json":
+    LOGGING.setdefault("formatters", {})["json"] = {"()": "medflow.ops.jsonlog.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+
+# --- Access control and authentication hardening (medflow.access; see README "Security") -------
+# Break-glass: how long a clinician may read a patient of another clinic after giving a reason.
+MEDFLOW_BREAK_GLASS_MINUTES = int(os.environ.get("MEDFLOW_BREAK_GLASS_MINUTES", "60"))
+
+from datetime import timedelta as _timedelta  # noqa: E402
+
+# Login throttling (django-axes): after MEDFLOW_LOGIN_FAILURE_LIMIT failed logins of one username
+# from one address, that pair is locked out for MEDFLOW_LOGIN_LOCKOUT_MINUTES. It covers the JSON
+# login (/api/auth/login) and Django's login view. The backend goes first so that it refuses
+# locked-out pairs before any password is checked; the middleware goes last (axes' docs).
+# TOTP second factor (django-otp): users with a confirmed device (`medflow staff totp`) must give
+# a one-time code; OTPMiddleware adds request.user.is_verified().
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+                  "django_otp.middleware.OTPMiddleware")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "medflow.access.auth.ThrottledBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("MEDFLOW_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = _timedelta(
+    minutes=int(os.environ.get("MEDFLOW_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "medflow.access.auth.lockout_response"
+AXES_VERBOSE = env_bool("MEDFLOW_AXES_VERBOSE", False)
+OTP_TOTP_ISSUER = os.environ.get("MEDFLOW_OTP_ISSUER", "MedFlow")
+
+# Production transport security: on whenever DEBUG is off, each overridable from the
+# environment (`medflow check --deploy` passes with DEBUG=false, SECRET_KEY, ALLOWED_HOSTS,
+# MEDFLOW_MASTER_KEY set). Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=
+# "HTTP_X_FORWARDED_PROTO,https" (only when the proxy overwrites that header).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# The preload flag only allows submitting the site to browsers' preload list (by hand, at hstspreload.org).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = tuple(env_list("SECURE_PROXY_SSL_HEADER", ""))[:2]
+# The health and metrics endpoints answer probes over plain HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", r"^health$,^metrics$")
+
+# Legacy migration (issue 6): MEDFLOW_DUAL_WRITE=on mirrors every write made through the services
+# into the old system's legacy_* tables (until `medflow legacy cutover`), so it stays a fallback.
+MEDFLOW_DUAL_WRITE = os.environ.get("MEDFLOW_DUAL_WRITE", "off").strip().lower() in (
+    "on", "1", "true", "yes")

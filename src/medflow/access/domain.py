@@ -1,5 +1,7 @@
-"""The Clinic aggregate: a tenant and its staff roster. No Django here."""
+"""The access aggregates, no Django here: Clinic (a tenant and its staff roster) and
+BreakGlassGrant (a clinician's time-limited, read-only access to a patient of another clinic)."""
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 from uuid import UUID
@@ -90,3 +92,57 @@ class Clinic(Aggregate):
         clinic.roles = {int(k): v for k, v in state["roles"].items()}
         clinic.version = version
         return clinic
+
+
+BreakGlassReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class BreakGlassAccessGranted(DomainEvent):
+    """A clinician opened a patient of another clinic, read only, until `expires_at`."""
+
+    patient_id: UUID
+    clinic_id: UUID
+    user_id: int
+    username: str
+    reason: BreakGlassReason
+    expires_at: datetime
+
+
+class BreakGlassGrant(Aggregate):
+    """One break-glass grant: who may read which patient outside their clinics, why, until when."""
+
+    aggregate_type = "BreakGlassGrant"
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        super().__init__(aggregate_id)
+        self.patient_id: UUID | None = None
+        self.user_id: int | None = None
+        self.expires_at: datetime | None = None
+
+    def grant(self, *, patient_id: UUID, clinic_id: UUID, user_id: int, username: str, reason: str,
+              expires_at: datetime) -> None:
+        """Record the grant; a grant is never changed afterwards (it simply expires)."""
+        if self.exists:
+            raise RuleViolated("grant already recorded", code="already_exists")
+        self.record(validate_event(BreakGlassAccessGranted, {
+            "patient_id": patient_id, "clinic_id": clinic_id, "user_id": user_id,
+            "username": username, "reason": reason, "expires_at": expires_at,
+        }))
+
+    def when(self, event: DomainEvent) -> None:
+        if isinstance(event, BreakGlassAccessGranted):
+            self.patient_id, self.user_id = event.patient_id, event.user_id
+            self.expires_at = event.expires_at
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {"patient_id": str(self.patient_id), "user_id": self.user_id,
+                "expires_at": self.expires_at.isoformat() if self.expires_at else None}
+
+    @classmethod
+    def from_snapshot(cls, aggregate_id: UUID, version: int, state: dict[str, Any]) -> Self:
+        grant = cls(aggregate_id)
+        grant.patient_id = UUID(state["patient_id"])
+        grant.user_id = state["user_id"]
+        grant.expires_at = datetime.fromisoformat(state["expires_at"]) if state["expires_at"] else None
+        grant.version = version
+        return grant

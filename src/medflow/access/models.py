@@ -42,3 +42,41 @@ class ApiToken(models.Model):
 
     class Meta:
         db_table = "api_token"
+
+
+class BreakGlassGrantReadModel(models.Model):
+    """A break-glass grant (from BreakGlassAccessGranted): read access outside one's clinics."""
+
+    id = models.UUIDField(primary_key=True)
+    patient_id = models.UUIDField()
+    clinic_id = models.UUIDField()
+    user_id = models.IntegerField()
+    username = models.CharField(max_length=150)
+    reason = models.CharField(max_length=500)
+    granted_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "break_glass_grant"
+        indexes = [models.Index(fields=["user_id", "expires_at"], name="break_glass_user_expiry")]
+
+
+class ArchivedStream(models.Model):
+    """A stream past its retention period, archived by `medflow retention apply`.
+
+    Archiving keeps every event (the log is the legal record and its order is global) and drops
+    what is derived and kept for speed: the stream's snapshots and cache entries. A stream that
+    changes again after archiving is live again: the next `retention apply` removes its row.
+    """
+
+    aggregate_id = models.UUIDField(primary_key=True)
+    aggregate_type = models.CharField(max_length=100)
+    clinic_id = models.UUIDField(null=True)
+    subject_id = models.UUIDField(null=True, db_index=True)
+    version = models.IntegerField()
+    last_changed = models.DateTimeField()
+    retention_years = models.IntegerField()
+    archived_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "retention_archive"

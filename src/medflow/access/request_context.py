@@ -5,6 +5,7 @@ import uuid
 from django.http import HttpRequest
 
 from medflow.access.models import Membership
+from medflow.access.services import break_glass_patients
 from medflow.context import Context
 from medflow.errors import InvalidInput, PermissionDenied
 
@@ -41,8 +42,16 @@ def _scope(roles: dict[uuid.UUID, str], active: str | None) -> tuple[frozenset, 
     return frozenset(roles), distinct.pop() if len(distinct) == 1 else ""
 
 
+# Break-glass grants open patients for reading only: they are honoured on these methods alone, so
+# that no write path (which might look a patient up through the same scoped queries) sees them.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def context_for(request: HttpRequest) -> Context:
-    """Return the caller's context: user, role in the active clinic, and all their clinics."""
+    """Return the caller's context: user, role in the active clinic, and all their clinics.
+
+    On reads it also carries the patients the caller opened by break-glass (unexpired grants).
+    """
     cached = getattr(request, "_medflow_context", None)
     if cached is not None:
         return cached
@@ -59,6 +68,7 @@ def context_for(request: HttpRequest) -> Context:
         request_id=request_id,
         client_ip=request.META.get("REMOTE_ADDR"),
         reads=[],
+        break_glass=break_glass_patients(user.pk) if request.method in READ_METHODS else frozenset(),
     )
     request._medflow_context = ctx
     return ctx

@@ -9,7 +9,7 @@ from ninja import Query, Router, Schema
 from medflow.access.request_context import context_for
 from medflow.api_common import ERRORS
 from medflow.audit.models import AccessLogEntry
-from medflow.context import require_role
+from medflow.context import require_permission
 from medflow.patients.queries import visible_patient
 
 router = Router(tags=["audit"])
@@ -41,7 +41,7 @@ class AccessLogOut(Schema):
 def access_log(request: HttpRequest, patient_id: UUID, limit: int = Query(50, ge=1, le=500),
                offset: int = Query(0, ge=0), break_glass_only: bool = False):
     ctx = context_for(request)
-    require_role(ctx, "admin")
+    require_permission(ctx, "audit.read_access_log")
     visible_patient(ctx, patient_id)
     rows = AccessLogEntry.objects.filter(patient_id=patient_id)
     if break_glass_only:

@@ -26,7 +26,7 @@ from medflow.clinical.domain import (
 )
 from medflow.clinical.domain.vitals import Chart
 from medflow.clinical.models import EncounterRecord
-from medflow.context import Context, require_role
+from medflow.context import Context, require_permission
 from medflow.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleViolated, VersionConflict
 from medflow.eventstore import store
 from medflow.eventstore.commands import CommandResult, execute, load_aggregate
@@ -113,7 +113,7 @@ def start_encounter(
     Idempotent by `encounter_id`: starting an encounter that exists returns it, unchanged.
     Without `provider_id`, a doctor or nurse starting it is its provider.
     """
-    require_role(ctx, *CLINICIANS)
+    require_permission(ctx, "clinical.start_encounter")
     patient = get_patient(ctx, patient_id)
     if encounter_id is not None and (existing := _existing_encounter(encounter_id, patient_id)):
         return existing
@@ -148,7 +148,7 @@ def end_encounter(
     expected_version: int | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """End an encounter, once."""
-    require_role(ctx, *CLINICIANS)
+    require_permission(ctx, "clinical.end_encounter")
 
     def decide(encounter: Encounter) -> None:
         _require_visible(ctx, encounter)
@@ -172,7 +172,7 @@ def record_vital_signs(
 
     Returns the owning stream (the encounter or the patient's chart) and its new version.
     """
-    require_role(ctx, *CLINICIANS)
+    require_permission(ctx, "clinical.record_vital_signs")
     clinic_id = _patient_clinic(ctx, patient_id)
     now = _now()
     measured_at = measured_at or now
@@ -207,7 +207,7 @@ def add_diagnosis(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Add a coded diagnosis to a patient's problem list."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.add_diagnosis")
     clinic_id = _patient_clinic(ctx, patient_id)
     _check_encounter(patient_id, encounter_id, open_only=True)
 
@@ -229,7 +229,7 @@ def change_diagnosis_status(
     expected_version: int | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Move a diagnosis to another clinical status (remission, relapse, ...)."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.change_diagnosis_status")
 
     def decide(diagnosis: Diagnosis) -> None:
         _require_visible(ctx, diagnosis)
@@ -246,7 +246,7 @@ def resolve_diagnosis(
     note: str | None = None, expected_version: int | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Resolve a diagnosis (today, unless another date is given)."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.resolve_diagnosis")
 
     def decide(diagnosis: Diagnosis) -> None:
         _require_visible(ctx, diagnosis)
@@ -268,7 +268,7 @@ def prescribe_medication(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Prescribe a medication; one that needs approval stays pending until another doctor approves."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.prescribe")
     clinic_id = _patient_clinic(ctx, patient_id)
     _check_encounter(patient_id, encounter_id, open_only=True)
 
@@ -290,7 +290,7 @@ def approve_prescription(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Approve a pending prescription (a doctor other than its prescriber)."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.approve_prescription")
 
     def decide(prescription: Prescription) -> None:
         _require_visible(ctx, prescription)
@@ -307,7 +307,7 @@ def discontinue_medication(
     expected_version: int | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Stop a medication, or withdraw a pending prescription; the reason is required."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.discontinue_medication")
 
     def decide(prescription: Prescription) -> None:
         _require_visible(ctx, prescription)
@@ -327,7 +327,7 @@ def draft_note(
     note_id: UUID | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Start a SOAP note (possibly written after its encounter ended)."""
-    require_role(ctx, *CLINICIANS)
+    require_permission(ctx, "clinical.draft_note")
     clinic_id = _patient_clinic(ctx, patient_id)
     _check_encounter(patient_id, encounter_id, open_only=False)
 
@@ -348,7 +348,7 @@ def revise_note(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Change sections of a draft note; a nurse revises only their own drafts."""
-    require_role(ctx, *CLINICIANS)
+    require_permission(ctx, "clinical.revise_note")
 
     def decide(note: ClinicalNote) -> None:
         _require_visible(ctx, note)
@@ -367,7 +367,7 @@ def sign_note(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Sign a draft note: from now on it is only amended."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.sign_note")
 
     def decide(note: ClinicalNote) -> None:
         _require_visible(ctx, note)
@@ -384,7 +384,7 @@ def amend_note(
     expected_version: int | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Add an amendment, with its reason, to a signed note."""
-    require_role(ctx, *DOCTOR)
+    require_permission(ctx, "clinical.amend_note")
 
     def decide(note: ClinicalNote) -> None:
         _require_visible(ctx, note)

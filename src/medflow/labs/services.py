@@ -6,7 +6,7 @@ from uuid import UUID, uuid4, uuid5
 from django.utils import timezone
 
 from medflow.access.models import Membership
-from medflow.context import Context, require_role
+from medflow.context import Context, require_permission
 from medflow.errors import Conflict, InvalidInput, RuleViolated
 from medflow.eventstore.commands import CommandResult, execute
 from medflow.labs.domain import LabOrder
@@ -32,7 +32,7 @@ def place_lab_order(
     command_id: UUID | None = None, **fields: Any,
 ) -> CommandResult:
     """Order lab tests for a patient of the caller's clinic; the caller orders unless a provider is named."""
-    require_role(ctx, *ORDERING_ROLES)
+    require_permission(ctx, "labs.place_order")
     patient = get_patient(ctx, patient_id)
     if patient.data.get("archived"):
         raise RuleViolated("patient is archived and takes no more changes", code="patient_archived")
@@ -59,7 +59,7 @@ def record_lab_result(
     expected_version: int | None = None, command_id: UUID | None = None, **fields: Any,
 ) -> CommandResult:
     """Record a result on an order (doctors and nurses: there is no lab role)."""
-    require_role(ctx, *RESULTING_ROLES)
+    require_permission(ctx, "labs.record_result")
     result_id = result_id or new_result_id(command_id)
 
     # Before any version check, so that a stranger learns nothing from a 409.
@@ -83,7 +83,7 @@ def correct_lab_result(
     expected_version: int | None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Correct a result's value, unit, limits, flag or time, saying why."""
-    require_role(ctx, *RESULTING_ROLES)
+    require_permission(ctx, "labs.correct_result")
 
     # Before any version check, so that a stranger learns nothing from a 409.
     require_visible_order(ctx, order_id)
@@ -102,7 +102,7 @@ def cancel_lab_result(
     expected_version: int | None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Withdraw a result, saying why."""
-    require_role(ctx, *RESULTING_ROLES)
+    require_permission(ctx, "labs.cancel_result")
 
     # Before any version check, so that a stranger learns nothing from a 409.
     require_visible_order(ctx, order_id)
@@ -121,7 +121,7 @@ def cancel_lab_order(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Withdraw an order that has no standing result."""
-    require_role(ctx, *ORDERING_ROLES)
+    require_permission(ctx, "labs.cancel_order")
 
     # Before any version check, so that a stranger learns nothing from a 409.
     require_visible_order(ctx, order_id)

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from medflow.context import Context, require_role
+from medflow.context import Context, require_permission
 from medflow.errors import Conflict, InvalidInput, NotFound, RuleViolated
 from medflow.eventstore.commands import CommandResult, execute
 from medflow.eventstore.erasure import erase_subject, retention_holds
@@ -114,7 +114,7 @@ def forget_patient(
     this refuse, unless the admin overrides the retention period (Art. 17(3) exemptions decided
     by a person, recorded on the event).
     """
-    require_role(ctx, "admin")
+    require_permission(ctx, "patients.forget")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("reason is required to forget a patient", field="reason")

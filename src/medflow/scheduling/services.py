@@ -26,7 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 from medflow.access.models import Membership
-from medflow.context import Context, require_role
+from medflow.context import Context, require_permission
 from medflow.errors import Conflict, InvalidInput, NotFound, RuleViolated
 from medflow.eventstore.commands import CommandResult, execute
 from medflow.patients.models import PatientReadModel
@@ -46,7 +46,7 @@ def schedule_appointment(
     now: datetime | None = None,
 ) -> CommandResult:
     """Book a patient with a doctor or nurse of the patient's clinic, in a free slot."""
-    require_role(ctx, *SCHEDULERS)
+    require_permission(ctx, "scheduling.schedule")
     clinic_id = UUID(str(get_patient(ctx, patient_id).data["clinic_id"]))
     _require_provider(provider_id, clinic_id)
     now = now or timezone.now()
@@ -73,7 +73,7 @@ def reschedule_appointment(
     now: datetime | None = None,
 ) -> CommandResult:
     """Move an appointment to another free slot of the same provider."""
-    require_role(ctx, *SCHEDULERS)
+    require_permission(ctx, "scheduling.reschedule")
     now = now or timezone.now()
 
     def decide(appointment: Appointment) -> None:
@@ -97,7 +97,7 @@ def cancel_appointment(
     expected_version: int | None = None, command_id: UUID | None = None,
 ) -> CommandResult:
     """Call an appointment off, freeing the provider's slot."""
-    require_role(ctx, *SCHEDULERS)
+    require_permission(ctx, "scheduling.cancel")
     if by == "system" and ctx.role != "system":
         raise InvalidInput("by must be patient or clinic", field="by")
 
@@ -116,7 +116,7 @@ def check_in_appointment(
     command_id: UUID | None = None, now: datetime | None = None,
 ) -> CommandResult:
     """Record the patient's arrival (now, or at an earlier time); this starts an encounter."""
-    require_role(ctx, *SCHEDULERS)
+    require_permission(ctx, "scheduling.check_in")
     now = now or timezone.now()
 
     def decide(appointment: Appointment) -> None:
@@ -134,7 +134,7 @@ def complete_appointment(
     command_id: UUID | None = None, now: datetime | None = None,
 ) -> CommandResult:
     """Close the visit of a checked-in patient."""
-    require_role(ctx, *CLINICIANS)
+    require_permission(ctx, "scheduling.complete")
     now = now or timezone.now()
 
     def decide(appointment: Appointment) -> None:
@@ -152,7 +152,7 @@ def mark_no_show(
     command_id: UUID | None = None, now: datetime | None = None,
 ) -> CommandResult:
     """Record that the patient did not come to an appointment that has begun."""
-    require_role(ctx, *SCHEDULERS)
+    require_permission(ctx, "scheduling.mark_no_show")
     now = now or timezone.now()
 
     def decide(appointment: Appointment) -> None:

@@ -3,7 +3,7 @@
 from typing import Any
 from uuid import UUID, uuid4
 
-from medflow.context import Context, require_role
+from medflow.context import Context, require_permission
 from medflow.errors import InvalidInput, PermissionDenied
 from medflow.eventstore.commands import CommandResult, execute
 from medflow.work.domain import Alert, Task
@@ -21,7 +21,7 @@ def assign_task(
     **fields: Any,
 ) -> CommandResult:
     """Give a member of a clinic's staff a task, about a patient of that clinic or about none."""
-    require_role(ctx, *STAFF_ROLES)
+    require_permission(ctx, "work.assign_task")
     clinic_id = resolve_clinic(ctx, clinic_id, patient_id)
     _require_staff(clinic_id, assignee_id, "assignee_id")
     data = {"clinic_id": clinic_id, "assignee_id": assignee_id, **fields}
@@ -74,7 +74,7 @@ def raise_alert(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Raise an alert for a clinic's staff, about a patient of that clinic or about none."""
-    require_role(ctx, *ALERT_ROLES)
+    require_permission(ctx, "work.raise_alert")
     clinic_id = resolve_clinic(ctx, clinic_id, patient_id)
     data: dict[str, Any] = {"clinic_id": clinic_id, "severity": severity, "message": message}
     if patient_id is not None:
@@ -92,7 +92,7 @@ def acknowledge_alert(
     command_id: UUID | None = None,
 ) -> CommandResult:
     """Take note of an alert of the caller's clinic."""
-    require_role(ctx, *ALERT_ROLES)
+    require_permission(ctx, "work.acknowledge_alert")
     get_alert(ctx, alert_id)
     return execute(
         ctx, Alert, alert_id, lambda alert: alert.acknowledge(by=ctx.user_id, note=note),
