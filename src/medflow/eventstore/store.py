@@ -1,6 +1,7 @@
 """The event store: append with optimistic concurrency, load a stream, read the global log."""
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,10 @@ from medflow.eventstore.events import DomainEvent, registry
 
 # Rows a single INSERT carries; keeps the parameter count under SQLite's limit.
 INSERT_CHUNK = 500
+
+# Called after each append with (aggregate type, event count, seconds taken); medflow.ops
+# registers its metrics here. Observers must not raise.
+append_observers: list[Callable[[str, int, float], None]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +168,7 @@ def append(
     """
     if not events:
         return []
+    started = time.perf_counter()
     d = dialect()
     items = [(e.event, e.metadata) if isinstance(e, NewEvent) else (e, {}) for e in events]
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
@@ -188,6 +194,8 @@ def append(
             for event_id, event, meta, payload, version in prepared
         ]
         positions = _insert_rows(cursor, rows)
+    for observe in append_observers:
+        observe(aggregate_type, len(rows), time.perf_counter() - started)
     return [
         RecordedEvent(
             id=event_id, position=position, aggregate_id=aggregate_id,

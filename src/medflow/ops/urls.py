@@ -1,3 +1,10 @@
-"""Routes of the operations endpoints: /health and /metrics (to be filled in)."""
+"""Routes of the operations endpoints: /health and /metrics."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from medflow.ops import views
+
+urlpatterns = [
+    path("health", views.health_view, name="ops-health"),
+    path("metrics", views.metrics_view, name="ops-metrics"),
+]

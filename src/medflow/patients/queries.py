@@ -5,6 +5,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from medflow.context import Context
@@ -72,8 +74,10 @@ def search_patients(
     """Find patients by name (any part, any case) or exact MRN; return the total and a page."""
     rows = visible_patients(ctx).filter(forgotten=False)
     term = q.strip()
-    if term:
-        # Every word must match part of the name, or the whole term the MRN.
+    if term and connection.vendor == "postgresql":
+        rows = _fuzzy_filter(rows, term)
+    elif term:
+        # SQLite fallback: every word must match part of the name, or the whole term the MRN.
         name_match = Q()
         for word in term.lower().split():
             name_match &= Q(search_name__contains=word)
@@ -83,6 +87,39 @@ def search_patients(
     for row in page:
         ctx.note_read(row.id, row.clinic_id)
     return rows.count(), page
+
+
+def _like_pattern(word: str) -> str:
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _fuzzy_filter(rows: QuerySet[PatientReadModel], term: str) -> QuerySet[PatientReadModel]:
+    """PostgreSQL: every word must be part of the name or close to a word of it (pg_trgm word
+    similarity), accents ignored on both sides; or the whole term is the exact MRN, or the
+    phone number (digits compared). Served by the trigram GIN index patient_rm_name_trgm_idx."""
+    with connection.cursor() as cursor:
+        # Session setting read by the <% operator; only this search uses it.
+        cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+                       [str(settings.MEDFLOW_SEARCH_SIMILARITY)])
+    clauses: list[str] = []
+    params: list[str] = []
+    for word in term.lower().split():
+        clause = "medflow_unaccent(search_name) LIKE medflow_unaccent(%s)"
+        params.append(_like_pattern(word))
+        # Words under three letters have too few trigrams to be matched loosely.
+        if sum(ch.isalnum() for ch in word) >= 3:
+            clause += " OR medflow_unaccent(%s) <%% medflow_unaccent(search_name)"
+            params.append(word)
+        clauses.append(f"({clause})")
+    sql = "(mrn = %s OR (" + " AND ".join(clauses) + ")"
+    params.insert(0, term)
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if len(digits) >= 4 and not any(ch.isalpha() for ch in term):
+        sql += " OR regexp_replace(current_data->>'phone', '[^0-9]', '', 'g') = %s"
+        params.append(digits)
+    sql += ")"
+    return rows.extra(where=[sql], params=params)
 
 
 def patient_history(ctx: Context, patient_id: UUID) -> list[store.RecordedEvent]:
