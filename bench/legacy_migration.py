@@ -1,0 +1,125 @@
+"""Legacy migration throughput: load a Synthea export, migrate it through the services, validate.
+
+    .venv/bin/python bench/legacy_migration.py [--scale N] [--backend sqlite|postgresql|both]
+
+Each backend runs in a child process on a fresh database (SQLite under $MEDFLOW_VAR_DIR/bench,
+PostgreSQL at $MEDFLOW_BENCH_LEGACY_POSTGRES_URL, default .../mf_legacy_bench, dropped and
+recreated). `--scale N` loads N copies of every patient with new ids. Figures are written to
+bench/results/legacy-<time>-<backend>-x<scale>.json and printed.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT.parent / "shared/data/synthea-ca/csv"
+RESULTS = ROOT / "bench/results"
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/mf_legacy_bench"
+
+
+def child(path: Path, scale: int, batch_size: int) -> dict:
+    """Run in a process whose DATABASE_URL is the fresh database: measure and return figures."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medflow.settings")
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from medflow.legacy import models as m
+    from medflow.legacy.migrate import migrate
+    from medflow.legacy.synthea import load_synthea
+    from medflow.legacy.validate import validate
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    summary = load_synthea(path, scale=scale)
+    load_s = time.perf_counter() - started
+    rows = sum(model.objects.count() for model in m.LEGACY_MODELS)
+    started = time.perf_counter()
+    report = migrate(batch_size=batch_size)
+    migrate_s = time.perf_counter() - started
+    started = time.perf_counter()
+    checked = validate()
+    validate_s = time.perf_counter() - started
+    migrated_rows = sum(report.migrated.values())
+    return {
+        "backend": connection.vendor, "scale": scale, "batch_size": batch_size,
+        "legacy_rows": rows, "loaded": dict(summary.counts),
+        "load_seconds": round(load_s, 3), "load_rows_per_s": round(rows / load_s, 1),
+        "migrated_rows": migrated_rows, "events": report.events,
+        "migrate_seconds": round(migrate_s, 3),
+        "legacy_rows_per_s": round(migrated_rows / migrate_s, 1),
+        "events_per_s": round(report.events / migrate_s, 1),
+        "refused": len(report.refusals), "validate_seconds": round(validate_s, 3),
+        "mismatches": len(checked.mismatches), "validation_ok": checked.ok,
+        "target_events_per_s": 10000,
+    }
+
+
+def database(backend: str) -> str | None:
+    sys.path.insert(0, str(ROOT))
+    from bench.databases import fresh_postgres, fresh_sqlite
+
+    if backend == "sqlite":
+        var_dir = Path(os.environ.get("MEDFLOW_VAR_DIR", ROOT / "var"))
+        return fresh_sqlite(var_dir, "legacy-bench.sqlite3").url
+    target = fresh_postgres(os.environ.get("MEDFLOW_BENCH_LEGACY_POSTGRES_URL", DEFAULT_PG))
+    if target.skipped:
+        print(f"postgresql skipped: {target.skipped}")
+    return target.url
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--path", type=Path, default=SAMPLE, help="Synthea CSV folder")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.path, args.scale, args.batch_size)))
+        return 0
+    if not args.path.is_dir():
+        print(f"no Synthea export at {args.path}", file=sys.stderr)
+        return 2
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for backend in backends:
+        url = database(backend)
+        if url is None:
+            continue
+        env = {**os.environ, "DATABASE_URL": url, "MEDFLOW_DB_POOL": "0", "DEBUG": "true"}
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", "--scale", str(args.scale), "--batch-size",
+             str(args.batch_size), "--path", str(args.path)],
+            env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"{backend}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
+            failed += 1
+            continue
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        figures |= {"utc_time": stamp, "python": platform.python_version(),
+                    "machine": platform.machine(), "cpus": os.cpu_count()}
+        out = RESULTS / f"legacy-{stamp}-{backend}-x{args.scale}.json"
+        out.write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"{backend:10} scale {args.scale:>3}: {figures['legacy_rows']} legacy rows loaded in"
+              f" {figures['load_seconds']} s; {figures['migrated_rows']} rows -> {figures['events']}"
+              f" events in {figures['migrate_seconds']} s = {figures['legacy_rows_per_s']} rows/s,"
+              f" {figures['events_per_s']} events/s (target 10000); refused {figures['refused']},"
+              f" mismatches {figures['mismatches']}  -> {out.relative_to(ROOT)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""Turn legacy rows into events, through the application services (never by writing events).
+
+Resumable and idempotent: every aggregate id is derived from its legacy table and row id, and the
+row's entry in legacy_migration_map is written in the same transaction as its events, so a run
+killed midway loses at most its uncommitted batch, and a rerun skips what was committed.
+
+Order: clinics, patients, providers (staff users and memberships), encounters (started),
+diagnoses, clinical notes, lab results, medications, vital signs, then encounters are ended
+(nothing can be recorded on an ended encounter, so they end last).
+"""
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from tqdm import tqdm
+
+from medflow.access import services as access
+from medflow.access.models import ClinicReadModel, Membership
+from medflow.clinical import services as clinical
+from medflow.context import Context
+from medflow.errors import MedflowError
+from medflow.eventstore import store
+from medflow.eventstore.commands import CommandResult
+from medflow.labs import services as labs
+from medflow.legacy import mapping as mp
+from medflow.legacy import models as m
+from medflow.patients.services import register_patient
+
+ENCOUNTER_END = "legacy_encounters.end"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A legacy row the domain refused, and why."""
+
+    table: str
+    row_id: str
+    field: str | None
+    code: str
+    message: str
+
+
+@dataclass
+class MigrationReport:
+    migrated: Counter = field(default_factory=Counter)
+    already: Counter = field(default_factory=Counter)
+    events: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run, "events": self.events,
+            "migrated": dict(self.migrated), "already_migrated": dict(self.already),
+            "refused": [r.__dict__ for r in self.refusals],
+        }
+
+
+class _DryRun(Exception):
+    pass
+
+
+def _failpoint(done: int) -> None:
+    # Test hook: MEDFLOW_FAILPOINT=legacy-after-rows:N kills the process after N rows were
+    # migrated, before their batch committed, as a crash or `kill -9` would.
+    spec = os.environ.get("MEDFLOW_FAILPOINT", "")
+    if spec.startswith("legacy-after-rows:") and done == int(spec.split(":")[1]):
+        os._exit(70)
+
+
+class Migrator:
+    """Migrate every legacy row not migrated yet; see the module docstring."""
+
+    def __init__(self, *, batch_size: int = 1000, dry_run: bool = False, progress: bool = False,
+                 only_since: datetime | None = None) -> None:
+        self.batch_size = max(1, batch_size)
+        self.dry_run, self.progress, self.only_since = dry_run, progress, only_since
+        self.report = MigrationReport(dry_run=dry_run)
+        self.base = Context(user_id=None, username="legacy-migration", role="system",
+                            reason="legacy migration")
+        self.done = 0
+        self._users: dict[str, Any] = {}
+        self._clinic_of_patient: dict[str, UUID] = {}
+        self._providers: dict[str, str | None] = {}
+
+    # Plumbing ---------------------------------------------------------------------------------
+
+    def steps(self) -> list[tuple[str, Any, Callable[[Any], list[CommandResult]], tuple[str, ...]]]:
+        return [
+            ("legacy_clinics", m.Clinic.objects.all(), self.clinic, ("id",)),
+            ("legacy_patients", m.Patient.objects.all(), self.patient, ("id",)),
+            ("legacy_providers", m.Provider.objects.all(), self.provider, ("id",)),
+            ("legacy_encounters", m.Encounter.objects.all(), self.encounter, ("start", "id")),
+            ("legacy_diagnoses", m.Diagnosis.objects.all(), self.diagnosis, ("start", "id")),
+            ("legacy_clinical_notes", m.ClinicalNote.objects.all(), self.note, ("written_at", "id")),
+            ("legacy_lab_results", m.LabResult.objects.all(), self.lab_result,
+             ("effective_at", "id")),
+            ("legacy_medications", m.Medication.objects.all(), self.medication, ("start", "id")),
+            ("legacy_vital_signs", m.VitalSigns.objects.all(), self.vital_signs,
+             ("measured_at", "id")),
+            (ENCOUNTER_END, m.Encounter.objects.filter(stop__isnull=False), self.encounter_end,
+             ("start", "id")),
+        ]
+
+    def run(self) -> MigrationReport:
+        """Migrate what is left; with dry_run, do it all and roll it back."""
+        # Batches commit one by one; a dry run wraps them all in a transaction it rolls back.
+        try:
+            with transaction.atomic() if self.dry_run else nullcontext():
+                self._default_clinic()
+                for table, rows, convert, order in self.steps():
+                    if self.only_since is not None and table != ENCOUNTER_END:
+                        rows = rows.filter(updated_at__gt=self.only_since)
+                    self._table(table, rows.order_by(*order), convert)
+                if self.dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+        return self.report
+
+    def _table(self, table: str, rows, convert) -> None:
+        mapped = set(m.MigrationMap.objects.filter(legacy_table=table).values_list(
+            "legacy_id", flat=True))
+        pending = [row for row in rows.iterator(chunk_size=2000) if row.id not in mapped]
+        self.report.already[table] += len(mapped)
+        bar = tqdm(total=len(pending), desc=table, unit=" rows", disable=not self.progress)
+        for start in range(0, len(pending), self.batch_size):
+            batch = pending[start:start + self.batch_size]
+            # One transaction per batch, a savepoint per row: a refused row leaves the others.
+            with transaction.atomic():
+                for row in batch:
+                    self._row(table, row, convert)
+                    self.done += 1
+                    _failpoint(self.done)
+            bar.update(len(batch))
+        bar.close()
+
+    def _row(self, table: str, row: Any, convert) -> None:
+        try:
+            with transaction.atomic():
+                results = convert(row)
+                events = [e for r in results for e in r.events]
+                main = results[0] if results else None
+                m.MigrationMap.objects.create(
+                    legacy_table=table, legacy_id=row.id,
+                    aggregate_id=main.aggregate_id if main else mp.aggregate_id(table, row.id),
+                    event_id=events[0].id if events else None)
+        except MedflowError as exc:
+            self.report.refusals.append(Refusal(table, row.id, exc.field, exc.code, exc.message))
+            return
+        self.report.migrated[table] += 1
+        self.report.events += len(events)
+
+    def ctx(self, table: str, row_id: str, when: datetime | None, user: Any = None,
+            reason: str = "legacy migration") -> Context:
+        ctx = replace(self.base, effective_time=when, reason=reason,
+                      extra={"legacy_table": table, "legacy_id": row_id})
+        if user is not None:
+            ctx = replace(ctx, user_id=user.pk, username=user.username)
+        return ctx
+
+    def user(self, provider_id: str | None) -> Any:
+        """Return the staff user of a legacy provider, or the import account."""
+        username = mp.provider_username(provider_id) if provider_id else mp.IMPORT_USERNAME
+        if username not in self._users:
+            user, created = get_user_model().objects.get_or_create(username=username)
+            if created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            self._users[username] = user
+        return self._users[username]
+
+    def clinic_of(self, patient_id: str) -> UUID:
+        if patient_id not in self._clinic_of_patient:
+            clinic = m.Patient.objects.filter(id=patient_id).values_list("clinic_id", flat=True).first()
+            self._clinic_of_patient[patient_id] = mp.aggregate_id("legacy_clinics",
+                                                                  clinic or mp.DEFAULT_CLINIC)
+        return self._clinic_of_patient[patient_id]
+
+    def _grant(self, clinic_id: UUID, user: Any, role: str = "doctor") -> list[CommandResult]:
+        if Membership.objects.filter(clinic_id=clinic_id, user=user, role=role).exists():
+            return []
+        return [access.grant_role(self.base, clinic_id, user.username, role)]
+
+    def _default_clinic(self) -> None:
+        # Patients whose organization is unknown go to one clinic of their own.
+        clinic_id = mp.aggregate_id("legacy_clinics", mp.DEFAULT_CLINIC)
+        if not ClinicReadModel.objects.filter(id=clinic_id).exists() and m.Patient.objects.filter(
+                clinic__isnull=True).exists():
+            access.create_clinic(self.base, "Legacy patients without a clinic", "legacy-none",
+                                 clinic_id=clinic_id)
+            self._grant(clinic_id, self.user(None))
+
+    # Tables -----------------------------------------------------------------------------------
+
+    def clinic(self, row: m.Clinic) -> list[CommandResult]:
+        ctx = self.ctx("legacy_clinics", row.id, None)
+        clinic_id = mp.aggregate_id("legacy_clinics", row.id)
+        results = [access.create_clinic(ctx, row.name, f"legacy-{row.id}"[:40], clinic_id=clinic_id)]
+        # The import account is a doctor everywhere: it signs for rows that name no provider.
+        return results + self._grant(clinic_id, self.user(None))
+
+    def patient(self, row: m.Patient) -> list[CommandResult]:
+        ctx = self.ctx("legacy_patients", row.id, None)
+        return [register_patient(ctx, clinic_id=self.clinic_of(row.id),
+                                 patient_id=mp.aggregate_id("legacy_patients", row.id),
+                                 **mp.patient_fields(row))]
+
+    def provider(self, row: m.Provider) -> list[CommandResult]:
+        """Create the provider's user; a doctor of their clinic and of their patients' clinics."""
+        user = self.user(row.id)
+        first, _, last = row.name.partition(" ")
+        if (user.first_name, user.last_name) != (first[:150], last[:150]):
+            user.first_name, user.last_name = first[:150], last[:150]
+            user.save(update_fields=["first_name", "last_name"])
+        clinics = set(_patient_clinics(row.id))
+        if row.clinic_id:
+            clinics.add(mp.aggregate_id("legacy_clinics", row.clinic_id))
+        ctx = self.ctx("legacy_providers", row.id, None)
+        results = []
+        for clinic_id in sorted(clinics, key=str):
+            if not Membership.objects.filter(clinic_id=clinic_id, user=user).exists():
+                results.append(access.grant_role(ctx, clinic_id, user.username, "doctor"))
+        return results
+
+    def encounter(self, row: m.Encounter) -> list[CommandResult]:
+        user = self.user(row.provider_id)
+        ctx = self.ctx("legacy_encounters", row.id, row.start, user)
+        return [clinical.start_encounter(
+            ctx, patient_id=mp.aggregate_id("legacy_patients", row.patient_id), provider_id=user.pk,
+            kind=mp.ENCOUNTER_KINDS.get(row.encounter_class.lower(), "ambulatory"),
+            reason=mp.encounter_reason(row), started_at=row.start,
+            encounter_id=mp.aggregate_id("legacy_encounters", row.id))]
+
+    def encounter_end(self, row: m.Encounter) -> list[CommandResult]:
+        ctx = self.ctx(ENCOUNTER_END, row.id, row.stop, self.user(row.provider_id))
+        encounter_id = mp.aggregate_id("legacy_encounters", row.id)
+        return [clinical.end_encounter(ctx, encounter_id, ended_at=row.stop)]
+
+    def _encounter_user(self, encounter_id: str | None) -> Any:
+        if encounter_id is None:
+            return self.user(None)
+        if encounter_id not in self._providers:
+            self._providers[encounter_id] = m.Encounter.objects.filter(id=encounter_id).values_list(
+                "provider_id", flat=True).first()
+        return self.user(self._providers[encounter_id])
+
+    @staticmethod
+    def _encounter(encounter_id: str | None) -> UUID | None:
+        return mp.aggregate_id("legacy_encounters", encounter_id) if encounter_id else None
+
+    def diagnosis(self, row: m.Diagnosis) -> list[CommandResult]:
+        user = self._encounter_user(row.encounter_id)
+        diagnosis_id = mp.aggregate_id("legacy_diagnoses", row.id)
+        started = datetime.combine(row.start, datetime.min.time()).replace(hour=12, tzinfo=UTC)
+        results = [clinical.add_diagnosis(
+            self.ctx("legacy_diagnoses", row.id, started, user),
+            patient_id=mp.aggregate_id("legacy_patients", row.patient_id), code_system="SNOMED CT",
+            code=row.code, display=row.description[:200], onset_date=row.start,
+            encounter_id=self._encounter(row.encounter_id), diagnosis_id=diagnosis_id)]
+        if row.stop:
+            stopped = datetime.combine(row.stop, datetime.min.time()).replace(hour=12, tzinfo=UTC)
+            results.append(clinical.resolve_diagnosis(
+                self.ctx("legacy_diagnoses", row.id, stopped, user), diagnosis_id,
+                resolved_on=row.stop))
+        return results
+
+    def note(self, row: m.ClinicalNote) -> list[CommandResult]:
+        user = self.user(row.provider_id) if row.provider_id else self._encounter_user(
+            row.encounter_id)
+        ctx = self.ctx("legacy_clinical_notes", row.id, row.written_at, user)
+        note_id = mp.aggregate_id("legacy_clinical_notes", row.id)
+        drafted = clinical.draft_note(
+            ctx, patient_id=mp.aggregate_id("legacy_patients", row.patient_id), subjective=row.text,
+            encounter_id=self._encounter(row.encounter_id), note_id=note_id)
+        return [drafted, clinical.sign_note(ctx, note_id)]
+
+    def lab_result(self, row: m.LabResult) -> list[CommandResult]:
+        user = self._encounter_user(row.encounter_id)
+        ctx = self.ctx("legacy_lab_results", row.id, row.effective_at, user)
+        patient_id = mp.aggregate_id("legacy_patients", row.patient_id)
+        order_id = mp.lab_order_id(row.patient_id, row.encounter_id, row.effective_at)
+        results = []
+        if store.current_version(order_id) == 0:
+            results.append(labs.place_lab_order(
+                ctx, patient_id, tests=[{"loinc_code": row.loinc_code, "display": row.display}],
+                encounter_id=self._encounter(row.encounter_id), order_id=order_id,
+                ordering_provider_id=user.pk))
+        recorded = labs.record_lab_result(ctx, order_id, result_id=mp.aggregate_id(
+            "legacy_lab_results", row.id), **mp.lab_fields(row))
+        # The row maps to its result: its event comes first in the list.
+        return [replace(recorded, aggregate_id=mp.aggregate_id("legacy_lab_results", row.id)),
+                *results]
+
+    def medication(self, row: m.Medication) -> list[CommandResult]:
+        user = self._encounter_user(row.encounter_id)
+        prescription_id = mp.aggregate_id("legacy_medications", row.id)
+        results = [clinical.prescribe_medication(
+            self.ctx("legacy_medications", row.id, row.start, user),
+            patient_id=mp.aggregate_id("legacy_patients", row.patient_id),
+            encounter_id=self._encounter(row.encounter_id), prescription_id=prescription_id,
+            **mp.medication_fields(row))]
+        if row.stop:
+            results.append(clinical.discontinue_medication(
+                self.ctx("legacy_medications", row.id, row.stop, user), prescription_id,
+                reason="stopped (legacy record)"))
+        return results
+
+    def vital_signs(self, row: m.VitalSigns) -> list[CommandResult]:
+        user = self._encounter_user(row.encounter_id)
+        ctx = self.ctx("legacy_vital_signs", row.id, row.measured_at, user)
+        return [clinical.record_vital_signs(
+            ctx, patient_id=mp.aggregate_id("legacy_patients", row.patient_id),
+            measured_at=row.measured_at, encounter_id=self._encounter(row.encounter_id),
+            **mp.vital_values(row))]
+
+
+def _patient_clinics(provider_id: str) -> Iterable[UUID]:
+    """Return the clinics of the patients a provider saw or wrote about."""
+    clinics: dict[str, None] = defaultdict(lambda: None)
+    for source in (m.Encounter, m.ClinicalNote):
+        for clinic in source.objects.filter(provider_id=provider_id).values_list(
+                "patient__clinic_id", flat=True).distinct():
+            clinics[clinic or mp.DEFAULT_CLINIC] = None
+    return [mp.aggregate_id("legacy_clinics", c) for c in clinics]
+
+
+def migrate(*, batch_size: int = 1000, dry_run: bool = False, progress: bool = False,
+            only_since: datetime | None = None) -> MigrationReport:
+    """Migrate the legacy rows not migrated yet; return what was done and what was refused."""
+    return Migrator(batch_size=batch_size, dry_run=dry_run, progress=progress,
+                    only_since=only_since).run()
