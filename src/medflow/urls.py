@@ -1,7 +1,6 @@
-"""URL routes: the REST API under /api; the root leads to the API docs until the web UI exists."""
+"""URL routes: the REST API under /api; the clinician web UI at the root."""
 
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from medflow.api import api
 
@@ -9,6 +8,4 @@ urlpatterns = [
     path("api/", api.urls),
     path("", include("medflow.ops.urls")),
     path("", include("medflow.web.urls")),
-    # Until the web UI has a home page, the root leads to the API docs.
-    path("", RedirectView.as_view(url="/api/docs", permanent=False)),
 ]

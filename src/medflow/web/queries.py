@@ -1,0 +1,30 @@
+"""Reads the web UI needs that the other contexts do not offer; scoped and logged like theirs."""
+
+from datetime import date
+from uuid import UUID
+
+from medflow.audit.models import AccessLogEntry
+from medflow.context import Context, require_role
+from medflow.patients.models import PatientReadModel
+from medflow.patients.queries import visible_patient, visible_patients
+
+
+def patients_born_on(ctx: Context, birth_date: date, *, limit: int = 20) -> list[PatientReadModel]:
+    """Return the caller's patients born on a date (each one read is logged)."""
+    rows = visible_patients(ctx).filter(forgotten=False, birth_date=birth_date)
+    page = list(rows.order_by("family_name", "given_names", "id")[:limit])
+    for row in page:
+        ctx.note_read(row.id, row.clinic_id)
+    return page
+
+
+def access_log(ctx: Context, patient_id: UUID, *, break_glass_only: bool = False,
+               limit: int = 200) -> tuple[int, list[AccessLogEntry]]:
+    """Return who read a patient's data, newest first (admins of the patient's clinic)."""
+    require_role(ctx, "admin")
+    visible_patient(ctx, patient_id)
+    rows = AccessLogEntry.objects.filter(patient_id=patient_id)
+    if break_glass_only:
+        rows = rows.filter(break_glass=True)
+    rows = rows.order_by("-id")
+    return rows.count(), list(rows[:limit])
