@@ -38,7 +38,10 @@ class Context:
         """Remember that this request read a patient's data (for the access log)."""
         if self.reads is not None:
             by_break_glass = patient_id in self.break_glass and clinic_id not in self.clinic_ids
-            self.reads.append((patient_id, clinic_id, by_break_glass))
+            entry = (patient_id, clinic_id, by_break_glass)
+            # One access-log entry per patient and request, however many queries touched them.
+            if entry not in self.reads:
+                self.reads.append(entry)
 
     def metadata(self, command: str) -> dict[str, Any]:
         """Return the metadata recorded on every event this context's command produces."""

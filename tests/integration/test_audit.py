@@ -88,3 +88,26 @@ def test_the_log_is_append_only_and_tampering_breaks_the_chain(api, registered):
     finally:
         with connection.schema_editor() as editor:
             triggers.forwards(None, editor)
+
+
+def test_schedule_and_work_lists_log_the_patients_they_show(api, doctor, doctor_ctx, registered):
+    from datetime import UTC, datetime, timedelta
+
+    from medflow.scheduling.services import schedule_appointment
+    from medflow.work.services import assign_task
+
+    day = (datetime.now(UTC) + timedelta(days=30)).date()
+    booked = schedule_appointment(doctor_ctx, patient_id=registered, provider_id=doctor.pk,
+                                  starts_at=f"{day}T09:00:00+00:00", duration_minutes=20)
+    task = assign_task(doctor_ctx, assignee_id=doctor.pk, patient_id=registered,
+                       title="Call back with results")
+    assert AccessLogEntry.objects.count() == 0
+    paths = [f"/api/providers/{doctor.pk}/day?date={day}&tz=UTC",
+             f"/api/appointments/{booked.aggregate_id}", "/api/tasks",
+             f"/api/tasks/{task.aggregate_id}"]
+    for path in paths:
+        assert api.get(path).status_code == 200, path
+    entries = list(AccessLogEntry.objects.order_by("id"))
+    # One entry per request: the same patient read twice in a request is logged once.
+    assert [(e.action, e.patient_id) for e in entries] == [
+        (f"GET {path.partition('?')[0]}", registered) for path in paths]

@@ -33,6 +33,7 @@ def get_appointment(ctx: Context, appointment_id: UUID) -> AppointmentView:
     row = visible_appointments(ctx).filter(id=appointment_id).first()
     if row is None:
         raise NotFound(f"no Appointment {appointment_id}", field="id")
+    ctx.note_read(row.patient_id, row.clinic_id)
     return AppointmentView(row.current_data, row.version)
 
 
@@ -87,4 +88,7 @@ def provider_day(
         rows = rows.exclude(status=Status.CANCELLED.value)
     appointments = list(rows.order_by("starts_at", "id"))
     patients = PatientReadModel.objects.in_bulk({row.patient_id for row in appointments})
+    # The day list shows each patient's name: a read of their record for the access log.
+    for patient_id, clinic_id in dict.fromkeys((r.patient_id, r.clinic_id) for r in appointments):
+        ctx.note_read(patient_id, clinic_id)
     return [DayEntry(row, patients.get(row.patient_id)) for row in appointments]

@@ -33,11 +33,19 @@ def visible_alerts(ctx: Context) -> QuerySet[AlertReadModel]:
     return rows if ctx.role == "system" else rows.filter(clinic_id__in=ctx.clinic_ids)
 
 
+def note_patient_reads(ctx: Context, rows) -> None:
+    """Log, as reads of patient data, the tasks or alerts about a patient that a caller sees."""
+    for patient_id, clinic_id in dict.fromkeys((r.patient_id, r.clinic_id) for r in rows):
+        if patient_id is not None:
+            ctx.note_read(patient_id, clinic_id)
+
+
 def get_task(ctx: Context, task_id: UUID) -> TaskReadModel:
     """Return a task of the caller's clinics; any other answers "not found"."""
     row = visible_tasks(ctx).filter(id=task_id).first()
     if row is None:
         raise NotFound(f"no Task {task_id}", field="id")
+    note_patient_reads(ctx, [row])
     return row
 
 
@@ -46,6 +54,7 @@ def get_alert(ctx: Context, alert_id: UUID) -> AlertReadModel:
     row = visible_alerts(ctx).filter(id=alert_id).first()
     if row is None:
         raise NotFound(f"no Alert {alert_id}", field="id")
+    note_patient_reads(ctx, [row])
     return row
 
 
@@ -62,7 +71,9 @@ def task_queue(
     if status != "all":
         rows = rows.filter(status=status)
     rows = rows.order_by("priority_rank", F("due_at").asc(nulls_last=True), "assigned_at", "id")
-    return rows.count(), list(rows[offset:offset + limit])
+    page = list(rows[offset:offset + limit])
+    note_patient_reads(ctx, page)
+    return rows.count(), page
 
 
 def alert_list(
@@ -79,7 +90,9 @@ def alert_list(
     if status != "all":
         rows = rows.filter(status=status)
     rows = rows.order_by("severity_rank", "raised_at", "id")
-    return rows.count(), list(rows[offset:offset + limit])
+    page = list(rows[offset:offset + limit])
+    note_patient_reads(ctx, page)
+    return rows.count(), page
 
 
 def resolve_clinic(ctx: Context, clinic_id: UUID | None, patient_id: UUID | None) -> UUID:
