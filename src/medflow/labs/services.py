@@ -17,9 +17,6 @@ from medflow.patients.queries import get_patient
 # Result ids derived from an Idempotency-Key, so that a retried request names the same result.
 RESULT_ID_NAMESPACE = UUID("6f0b3c1e-3d55-4c1a-9d0e-2b7f4a8c9e11")
 
-ORDERING_ROLES = ("doctor",)
-RESULTING_ROLES = ("doctor", "nurse")
-
 
 def new_result_id(command_id: UUID | None) -> UUID:
     """Return the id of a new result: derived from the command id when there is one."""

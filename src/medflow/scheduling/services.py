@@ -35,7 +35,6 @@ from medflow.scheduling.domain import MAX_DURATION, Appointment, Status
 from medflow.scheduling.models import AppointmentReadModel
 
 SCHEDULERS = ("receptionist", "nurse", "doctor", "admin")
-CLINICIANS = ("nurse", "doctor")
 PROVIDER_ROLES = ("doctor", "nurse")
 
 

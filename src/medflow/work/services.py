@@ -9,10 +9,8 @@ from medflow.eventstore.commands import CommandResult, execute
 from medflow.work.domain import Alert, Task
 from medflow.work.queries import get_alert, get_task, is_staff, resolve_clinic
 
-STAFF_ROLES = ("doctor", "nurse", "receptionist", "admin")
 # Besides the assignee, these may complete or hand on someone's task (cover, shift change).
 SUPERVISING_ROLES = ("doctor", "nurse", "admin")
-ALERT_ROLES = ("doctor", "nurse")
 
 
 def assign_task(
