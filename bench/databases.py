@@ -9,6 +9,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/medflow_bench"
+# The eventsourcing peer's database, on the same server as MedFlow's.
+PEER_DATABASE = "es_bench"
 # Recreating drops the database, so only one whose name says it is a benchmark's.
 NAME_MARKER = "bench"
 
@@ -22,11 +24,11 @@ class Target:
     skipped: str | None = None
 
 
-def fresh_sqlite(var_dir: Path) -> Target:
-    """Delete the benchmark's SQLite file (and its WAL) and return its URL."""
+def fresh_sqlite(var_dir: Path, filename: str = "medflow-bench.sqlite3") -> Target:
+    """Delete a benchmark SQLite file (and its WAL) under var_dir/bench and return its URL."""
     bench_dir = var_dir / "bench"
     bench_dir.mkdir(parents=True, exist_ok=True)
-    path = bench_dir / "medflow-bench.sqlite3"
+    path = bench_dir / filename
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return Target("sqlite", f"sqlite:///{path}")
@@ -35,6 +37,22 @@ def fresh_sqlite(var_dir: Path) -> Target:
 def postgres_url() -> str:
     """Return the benchmark's PostgreSQL URL (MEDFLOW_BENCH_POSTGRES_URL or the default)."""
     return os.environ.get("MEDFLOW_BENCH_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def peer_postgres_url(url: str) -> str:
+    """Return the URL of the peer's database: MEDFLOW_BENCH_PEER_POSTGRES_URL, or es_bench on the
+    server of `url`."""
+    if os.environ.get("MEDFLOW_BENCH_PEER_POSTGRES_URL"):
+        return os.environ["MEDFLOW_BENCH_PEER_POSTGRES_URL"]
+    params = {**conninfo_to_dict(url), "dbname": PEER_DATABASE}
+    auth = params.get("user", "") + (f":{params['password']}" if params.get("password") else "")
+    host = f"{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}"
+    return f"postgres://{auth}@{host}/{PEER_DATABASE}" if auth else f"postgres://{host}/{PEER_DATABASE}"
+
+
+def sqlite_path(url: str) -> str:
+    """Return the file of a sqlite:/// URL."""
+    return url.removeprefix("sqlite:///")
 
 
 def fresh_postgres(url: str) -> Target:

@@ -1,5 +1,6 @@
 """Describe where and from what code a run happened."""
 
+import importlib.util
 import os
 import platform
 import sqlite3
@@ -39,6 +40,14 @@ def nproc() -> int | None:
     return os.cpu_count()
 
 
+def load_average() -> list[float] | None:
+    """Return the 1, 5 and 15-minute load averages (other work on the machine skews figures)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine() -> dict:
     """Return the machine's description: CPUs, memory, OS, Python and SQLite versions."""
     return {
@@ -50,23 +59,39 @@ def machine() -> dict:
         "python": sys.version.split()[0],
         "python_implementation": platform.python_implementation(),
         "sqlite": sqlite3.sqlite_version,
+        "load_average_at_start": load_average(),
     }
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: Path = REPO) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True, timeout=10
+            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
 
 
-def git() -> dict:
-    """Return the commit measured and whether tracked files differ from it."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+def _checkout(path: Path) -> dict:
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=path)
     return {
-        "commit": _git("rev-parse", "HEAD"),
+        "path": _git("rev-parse", "--show-toplevel", cwd=path),
+        "commit": _git("rev-parse", "HEAD", cwd=path),
         "dirty": bool(status) if status is not None else None,
     }
+
+
+def medflow_source() -> Path:
+    """Return the directory of the medflow package the children will import (PYTHONPATH first)."""
+    spec = importlib.util.find_spec("medflow")
+    if spec is None or spec.origin is None:
+        return REPO / "src" / "medflow"
+    return Path(spec.origin).parent
+
+
+def git() -> dict:
+    """Return the commit measured (the checkout medflow is imported from) and whether its tracked
+    files differ from it; `bench` is the same for the harness itself."""
+    code = _checkout(medflow_source())
+    return {**code, "bench": _checkout(REPO)}

@@ -3,30 +3,44 @@
 import argparse
 from dataclasses import asdict, dataclass, fields
 
-# Sizes of `--quick`: a smoke run of both backends in well under a minute.
-QUICK = {"n": 200, "events": 5_000, "stream": 1_000, "loads": 10}
+# Sizes of `--quick`: a smoke run of both backends and the eventsourcing peer in about a minute.
+QUICK = {"n": 200, "events": 5_000, "stream": 1_000, "loads": 10, "rebuild_events": 20_000,
+         "reads": 200}
+
+# The scenarios, in the order they run; `--only` picks some of them.
+SCENARIOS = ("service", "concurrent", "bulk", "load", "rebuild", "reads")
 
 
 @dataclass(frozen=True)
 class Workload:
     """How much work each scenario does."""
 
-    n: int = 2_000  # service commands, and raw single-row inserts
+    n: int = 2_000  # service commands, and raw single-row inserts (1 client and 8 clients)
     events: int = 100_000  # events of the bulk append, and of the raw bulk insert
     batch: int = 1_000  # events per bulk append (one transaction each)
     stream: int = 10_000  # length of the stream that aggregate loads read
     loads: int = 50  # timed loads per variant
     patients: int = 0  # patients the updates rotate over; 0: n // 10, at least 10
     snapshot_lag: int = 10  # events between the snapshot and the head of the long stream
+    clients: int = 8  # concurrent client processes of the concurrent scenario
+    rebuild_events: int = 1_000_000  # events in the log that the projections are rebuilt from
+    events_per_patient: int = 50  # stream length of the rebuild log (registration + updates)
+    reads: int = 2_000  # timed patient reads (random patients) on the rebuilt read models
 
     @property
     def patient_count(self) -> int:
         """Return how many patients the service updates rotate over."""
         return self.patients or max(10, self.n // 10)
 
+    @property
+    def rebuild_patients(self) -> int:
+        """Return how many patients the rebuild log holds."""
+        return max(1, self.rebuild_events // self.events_per_patient)
+
     def as_dict(self) -> dict:
         """Return the workload as JSON-ready data."""
-        return {**asdict(self), "patients": self.patient_count}
+        return {**asdict(self), "patients": self.patient_count,
+                "rebuild_patients": self.rebuild_patients}
 
     def as_args(self) -> list[str]:
         """Return command-line flags that rebuild this workload in another process."""
@@ -37,10 +51,14 @@ class Workload:
 
 
 def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per workload size, plus --quick."""
+    """Add one flag per workload size, plus --quick and --only."""
     parser.add_argument(
         "--quick", action="store_true",
         help=f"CI-size smoke run ({', '.join(f'{k}={v}' for k, v in QUICK.items())})",
+    )
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), metavar="LIST",
+        help=f"comma-separated scenarios to run (default: all of {','.join(SCENARIOS)})",
     )
     defaults = Workload()
     for f in fields(Workload):
@@ -48,6 +66,15 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
             f"--{f.name.replace('_', '-')}", type=int, default=None, metavar="N",
             help=f"default {getattr(defaults, f.name)}",
         )
+
+
+def scenarios_from(args: argparse.Namespace) -> list[str]:
+    """Return the scenarios asked for by --only, in run order."""
+    asked = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = asked - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
+    return [name for name in SCENARIOS if name in asked]
 
 
 def workload_from(args: argparse.Namespace) -> Workload:
@@ -58,10 +85,14 @@ def workload_from(args: argparse.Namespace) -> Workload:
         if given is not None:
             values[f.name] = given
     workload = Workload(**values)
-    if workload.n < 2 or workload.loads < 2:
-        raise SystemExit("--n and --loads must be at least 2 (percentiles need two samples)")
+    if workload.n < 2 or workload.loads < 2 or workload.reads < 2:
+        raise SystemExit("--n, --loads and --reads must be at least 2 (percentiles need two samples)")
     if workload.events < workload.batch or workload.batch < 1:
         raise SystemExit("--events must be at least --batch, and --batch at least 1")
     if not 0 < workload.snapshot_lag < workload.stream:
         raise SystemExit("--snapshot-lag must be between 1 and --stream - 1")
+    if workload.clients < 1 or workload.n < 2 * workload.clients:
+        raise SystemExit("--clients must be at least 1, and --n at least twice --clients")
+    if workload.events_per_patient < 2 or workload.rebuild_events < workload.events_per_patient:
+        raise SystemExit("--events-per-patient must be at least 2 and at most --rebuild-events")
     return workload

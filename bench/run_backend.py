@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.options import add_workload_arguments, workload_from
+from bench.options import add_workload_arguments, scenarios_from, workload_from
 from bench.progress import say
 
 
@@ -46,24 +46,35 @@ def event_count() -> int:
         return cursor.fetchone()[0]
 
 
-def measure(workload) -> dict:
+def measure(workload, scenarios: list[str], profile_dir: Path | None = None) -> dict:
     """Migrate the empty database, then run the scenarios in order and return their figures."""
     from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
 
-    from bench.scenarios import bulk, load, service
+    from bench.scenarios import bulk, concurrent, load, reads, rebuild, service
 
+    steps = {
+        "service": (service, "service commands, each followed by a raw one-row insert"),
+        "concurrent": (concurrent, f"{workload.clients} concurrent clients: service, then raw"),
+        "bulk": (bulk, "bulk appends, each followed by the same rows raw"),
+        "load": (load, "aggregate loads"),
+        "rebuild": (rebuild, "rebuild of every read model from the log"),
+        "reads": (reads, "patient reads from the read models"),
+    }
     figures: dict = {}
-    say("  service commands, each followed by a raw one-row insert ...")
-    figures |= service.run(workload)
-    say("  bulk appends, each followed by the same rows raw ...")
-    figures |= bulk.run(workload)
-    say("  aggregate loads ...")
-    figures |= load.run(workload)
+    seconds: dict = {}
+    for name in scenarios:
+        module, what = steps[name]
+        say(f"  {what} ...")
+        started = time.perf_counter()
+        figures |= profiled(module.run, workload, profile_dir / f"{name}.prof") if profile_dir \
+            else module.run(workload)
+        seconds[name] = round(time.perf_counter() - started, 2)
     return {
         "figures": figures,
+        "scenario_seconds": seconds,
         "database": database_info(),
         "settings": {
             "DEBUG": settings.DEBUG,
@@ -73,11 +84,25 @@ def measure(workload) -> dict:
     }
 
 
+def profiled(func, workload, path: Path) -> dict:
+    """Run one scenario under cProfile and keep its stats (its figures then include the overhead)."""
+    import cProfile
+
+    profiler = cProfile.Profile()
+    result = profiler.runcall(func, workload)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(path)
+    say(f"  profile: {path}")
+    return result
+
+
 def main() -> None:
     """Parse the workload, set Django up on DATABASE_URL, measure, and write JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.run_backend")
     add_workload_arguments(parser)
     parser.add_argument("--output", type=Path, help="write the JSON here instead of stdout")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run each scenario under cProfile, stats into DIR/<scenario>.prof")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         raise SystemExit("DATABASE_URL must name the (fresh) database to measure")
@@ -88,7 +113,7 @@ def main() -> None:
 
     django.setup()
     started = time.perf_counter()
-    result = measure(workload)
+    result = measure(workload, scenarios_from(args), args.profile)
     result["seconds"] = round(time.perf_counter() - started, 2)
     text = json.dumps(result, indent=2)
     if args.output:

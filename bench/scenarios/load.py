@@ -3,10 +3,11 @@
 from datetime import date
 from uuid import uuid4
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from bench.options import Workload
 from bench.progress import progress
+from bench.scenarios import raw
 from bench.stats import latency_summary, now_ns
 from medflow.context import system_context
 from medflow.eventstore import snapshots, store
@@ -48,22 +49,47 @@ def _time_loads(patient_id, loads: int, desc: str) -> tuple[list[int], Patient]:
 
 
 def _time_raw_select(patient_id, loads: int, expected: int) -> list[int]:
-    """Time the store's SELECT of the whole stream with fetchall, decoding nothing."""
+    """Time the store's SELECT of the whole stream with fetchall (plain driver), decoding nothing."""
     samples: list[int] = []
     key = dialect().uuid_in(patient_id)
+    db = raw.db()
     for index in progress(range(WARMUP + loads), total=WARMUP + loads, desc="raw select"):
         start = now_ns()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, position, aggregate_id, aggregate_type, event_type, version,"
-                " timestamp, metadata, event_data FROM event_store"
-                " WHERE aggregate_id = %s AND version > %s ORDER BY version",
-                [key, 0],
-            )
-            rows = cursor.fetchall()
+        rows = db.fetchall(
+            "SELECT id, position, aggregate_id, aggregate_type, event_type, version,"
+            " timestamp, metadata, event_data FROM event_store"
+            " WHERE aggregate_id = %s AND version > %s ORDER BY version",
+            [key, 0],
+        )
         elapsed = now_ns() - start
         if len(rows) != expected:
             raise RuntimeError(f"raw select read {len(rows)} rows, not {expected}")
+        if index >= WARMUP:
+            samples.append(elapsed)
+    return samples
+
+
+def _time_raw_snapshot_select(patient_id, loads: int, lag: int, schema_version: int) -> list[int]:
+    """Time the two SELECTs of a snapshot load (snapshot row, then the events after it)."""
+    samples: list[int] = []
+    key = dialect().uuid_in(patient_id)
+    db = raw.db()
+    for index in progress(range(WARMUP + loads), total=WARMUP + loads, desc="raw snapshot select"):
+        start = now_ns()
+        snap = db.fetchall(
+            "SELECT version, schema_version, state FROM snapshots"
+            " WHERE aggregate_id = %s AND schema_version = %s ORDER BY version DESC LIMIT 1",
+            [key, schema_version],
+        )
+        rows = db.fetchall(
+            "SELECT id, position, aggregate_id, aggregate_type, event_type, version,"
+            " timestamp, metadata, event_data FROM event_store"
+            " WHERE aggregate_id = %s AND version > %s ORDER BY version",
+            [key, snap[0][0]],
+        )
+        elapsed = now_ns() - start
+        if len(rows) != lag:
+            raise RuntimeError(f"raw snapshot select read {len(rows)} rows, not {lag}")
         if index >= WARMUP:
             samples.append(elapsed)
     return samples
@@ -81,6 +107,8 @@ def run(workload: Workload) -> dict:
     snapshots.save(patient_id, Patient.aggregate_type, past.version, Patient.state_version,
                    past.snapshot_state())
     snap_ns, snapped = _time_loads(patient_id, workload.loads, "load, snapshot")
+    raw_snap_ns = _time_raw_snapshot_select(patient_id, workload.loads, workload.snapshot_lag,
+                                            Patient.state_version)
 
     if plain.version != workload.stream or snapped.state() != plain.state():
         raise RuntimeError("loading from the snapshot gave another state than a full replay")
@@ -92,6 +120,10 @@ def run(workload: Workload) -> dict:
         "load_snapshot": {
             "stream_events": workload.stream, "snapshot_version": at,
             "events_replayed": workload.snapshot_lag, **latency_summary(snap_ns),
+        },
+        "raw_select_snapshot": {
+            "statement": "SELECT snapshot row; SELECT events after it; fetchall (no decoding)",
+            "rows": workload.snapshot_lag, **latency_summary(raw_snap_ns),
         },
         "raw_select_stream": {
             "statement": "SELECT <stream> ORDER BY version; fetchall (no decoding)",

@@ -1,4 +1,5 @@
-"""Raw baselines: the same event rows written with the driver cursor, no store, no service.
+"""Raw baselines: the same event rows written with a plain driver connection (bench.rawdb), no
+Django, no store, no service.
 
 The scenarios interleave these with the store's own writes, so that both see a table of the
 same size.
@@ -8,10 +9,20 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import orjson
-from django.db import connection, transaction
 
+from bench.rawdb import RawDB
 from bench.stats import now_ns
 from medflow.eventstore.backends import dialect
+
+_raw: RawDB | None = None
+
+
+def db() -> RawDB:
+    """Return this process's raw connection, opened on first use."""
+    global _raw
+    if _raw is None:
+        _raw = RawDB.from_django()
+    return _raw
 
 
 def insert_sql() -> str:
@@ -37,11 +48,10 @@ def encode_rows(payloads: list[dict], metadata: dict) -> list[tuple]:
 
 
 def insert_one(statement: str, payload: dict, metadata: dict) -> int:
-    """Insert one row in a transaction of its own; return the nanoseconds it took."""
+    """Insert one row, committed on its own (autocommit); return the nanoseconds it took."""
     start = now_ns()
     row = encode_rows([payload], metadata)[0]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(statement, row)
+    db().execute(statement, row)
     return now_ns() - start
 
 
@@ -49,6 +59,7 @@ def insert_batch(statement: str, payloads: list[dict], metadata: dict) -> int:
     """Insert a batch with executemany in one transaction; return the nanoseconds it took."""
     start = now_ns()
     rows = encode_rows(payloads, metadata)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(statement, rows)
+    raw = db()
+    with raw.transaction():
+        raw.executemany(statement, rows)
     return now_ns() - start

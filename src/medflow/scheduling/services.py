@@ -34,7 +34,6 @@ from medflow.patients.queries import can_see_clinic, get_patient
 from medflow.scheduling.domain import MAX_DURATION, Appointment, Status
 from medflow.scheduling.models import AppointmentReadModel
 
-SCHEDULERS = ("receptionist", "nurse", "doctor", "admin")
 PROVIDER_ROLES = ("doctor", "nurse")
 
 
