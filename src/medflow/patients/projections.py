@@ -1,5 +1,7 @@
 """Inline projection: keep `patient_read_model` in the append's transaction."""
 
+from collections.abc import Sequence
+
 from medflow.eventstore.events import REDACTED
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
@@ -11,6 +13,7 @@ from medflow.patients.domain import (
     PatientUpdated,
 )
 from medflow.patients.models import PatientReadModel
+from medflow.projections.bulk import Rows
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
 READ_MODELS = [PatientReadModel]
@@ -59,3 +62,34 @@ def on_changed(recorded: RecordedEvent) -> None:
     PatientReadModel.objects.filter(id=recorded.aggregate_id).update(
         **row_values(patient.state(), recorded)
     )
+
+
+@inline.batched()
+def apply_batch(events: Sequence[RecordedEvent]) -> None:
+    """Fold a page of patient events into their rows, as the handlers above would one by one."""
+    rows = Rows(PatientReadModel)
+    rows.load({recorded.aggregate_id for recorded in events})
+    # Patients folded so far, with their last event: their row is built once, at the end, unless
+    # an event leaves a tombstone that the next one must start from (as on_changed would).
+    folding: dict = {}
+    for recorded in events:
+        key = recorded.aggregate_id
+        if isinstance(recorded.event, PatientRegistered):
+            patient = Patient(key)
+        elif key in folding:
+            patient = folding[key][0]
+        else:
+            row = rows.get(key)
+            if row is None:
+                raise PatientReadModel.DoesNotExist(f"no patient row {key}")
+            patient = Patient.from_snapshot(key, row["version"], row["current_data"])
+        patient.when(recorded.event)
+        folding[key] = (patient, recorded)
+        if patient.forgotten or recorded.redacted:
+            values = row_values(patient.state(), recorded)
+            rows.put({"id": key, **values})
+            folding[key] = (Patient.from_snapshot(key, recorded.version, values["current_data"]),
+                            recorded)
+    for key, (patient, recorded) in folding.items():
+        rows.put({"id": key, **row_values(patient.state(), recorded)})
+    rows.write()

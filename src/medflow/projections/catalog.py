@@ -2,7 +2,7 @@
 catch-up ones (registered Projection objects)."""
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import models
@@ -13,10 +13,11 @@ from medflow.eventstore.store import RecordedEvent
 
 @dataclass
 class Projection:
-    """A read model fed by events: its name, its tables (in insert order) and its handler.
+    """A read model fed by events: its name, its tables (in insert order) and its handlers.
 
     Inline projections run inside the append's transaction; catch-up ones run in a worker from a
-    checkpoint kept in the same transaction as their writes.
+    checkpoint kept in the same transaction as their writes. `handle` applies one event (the
+    reference meaning); `handle_batch` applies a page of events with the same result.
     """
 
     name: str
@@ -25,6 +26,19 @@ class Projection:
     kind: str = "inline"
     # Tables whose primary key is an aggregate id and whose `version` must equal the stream's.
     stream_versioned: list[type[models.Model]] = field(default_factory=list)
+    handle_batch: Callable[[Sequence[RecordedEvent]], None] | None = None
+    # The event types it reads (None: all): a replay reads no others from the log.
+    event_types: frozenset[str] | None = None
+    # False when it reads only the events' headers (type, time): a replay skips decoding.
+    needs_payload: bool = True
+
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply events in log order, through the batch path when there is one."""
+        if self.handle_batch is not None:
+            self.handle_batch(events)
+            return
+        for recorded in events:
+            self.handle(recorded)
 
 
 _catch_up: dict[str, Projection] = {}
@@ -49,8 +63,12 @@ def inline_projections() -> list[Projection]:
         if tables is None:
             continue
         name = module_name.removeprefix("medflow.").removesuffix(".projections")
-        found.append(Projection(name, list(tables), inline.module_handler(module_name),
-                                stream_versioned=list(getattr(module, "STREAM_VERSIONED", []))))
+        found.append(Projection(
+            name, list(tables), inline.module_handler(module_name),
+            stream_versioned=list(getattr(module, "STREAM_VERSIONED", [])),
+            handle_batch=inline.module_batch_handler(module_name),
+            event_types=inline.module_event_types(module_name),
+        ))
     return found
 
 

@@ -1,8 +1,12 @@
 """Catch-up projection: events recorded per type and day (feeds metrics)."""
 
+from collections import Counter
+from collections.abc import Sequence
+
 from django.db.models import F
 
 from medflow.eventstore.store import RecordedEvent
+from medflow.projections.bulk import insert_rows
 from medflow.projections.catalog import Projection, register_catch_up
 from medflow.projections.models import EventCount
 
@@ -17,4 +21,19 @@ def count_event(recorded: RecordedEvent) -> None:
         EventCount.objects.create(event_type=recorded.event_type, day=day, count=1)
 
 
-event_counts = register_catch_up(Projection("event_counts", [EventCount], count_event))
+def count_events(events: Sequence[RecordedEvent]) -> None:
+    """Add a page of events to the counts: one UPDATE per (type, day) already counted."""
+    counts = Counter((recorded.event_type, recorded.timestamp.date()) for recorded in events)
+    new = []
+    for (event_type, day), count in counts.items():
+        updated = EventCount.objects.filter(event_type=event_type, day=day).update(
+            count=F("count") + count
+        )
+        if not updated:
+            new.append({"event_type": event_type, "day": day, "count": count})
+    insert_rows(EventCount, new)
+
+
+event_counts = register_catch_up(Projection(
+    "event_counts", [EventCount], count_event, handle_batch=count_events, needs_payload=False,
+))

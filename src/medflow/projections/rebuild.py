@@ -1,8 +1,11 @@
-"""Rebuild a projection from the log into shadow tables beside the live ones, then swap.
+"""Rebuild projections from the log into shadow tables beside the live ones, then swap.
 
-Readers keep the live tables until the swap, which replaces their rows in one transaction, so
-nobody sees a half-built model. Writers are held back only for that last step. The shadow build
-keeps a checkpoint of its own: a killed rebuild resumes where it stopped.
+Readers keep the live tables until the swap, which replaces them in one transaction, so nobody
+sees a half-built model. Writers are held back only for that last step (on PostgreSQL a table
+tied to no other by a foreign key is swapped by renaming, so no row is copied meanwhile). The
+shadow build reads the log in pages, once for all the projections rebuilt together, and applies
+each page through the projections' batch paths; it keeps a checkpoint per projection, committed
+with each page: a killed rebuild resumes where it stopped.
 
 The shadow build points the projection's models at the shadow tables for this process
 (`_meta.db_table`), so a rebuild runs in a process of its own (the CLI), never inside the web
@@ -11,16 +14,16 @@ server.
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
 
-from medflow.eventstore import store
 from medflow.eventstore.backends import dialect
 from medflow.projections.catalog import Projection
 from medflow.projections.models import Checkpoint
+from medflow.projections.pages import read_page
 
 SUFFIX = "__rebuild"
 
@@ -94,20 +97,78 @@ def _failpoint(replayed: int) -> None:
         os._exit(70)
 
 
-def _apply_batch(
-    projection: Projection, checkpoint: Checkpoint, batch: int, until: int | None = None
+# A page of rare event types may span up to this many times `batch` positions.
+MAX_WINDOW = 16
+
+
+def _next_window(window: int, applied: int, batch: int) -> int:
+    """Return the positions the next page spans: as many as should hold about `batch` events
+    at the density just seen, so that projections of rare events read the log in few pages."""
+    return max(batch, min(window * batch // max(applied, 1), batch * MAX_WINDOW))
+
+
+def _apply_page(
+    projections: Sequence[Projection], checkpoints: dict[str, Checkpoint], batch: int,
+    until: int | None = None, window: int | None = None,
+) -> tuple[int, bool]:
+    """Apply the next page of the log to the projections' shadow tables, each from its own
+    checkpoint; return how many events the page held and whether it reached the head (or
+    `until`)."""
+    after = min(c.position for c in checkpoints.values())
+    types: set[str] | None = set()
+    for projection in projections:
+        if projection.event_types is None or types is None:
+            types = None
+        else:
+            types |= projection.event_types
+    page = read_page(after, batch, event_types=types, until=until, window=window,
+                     decode=any(p.needs_payload for p in projections))
+    for projection in projections:
+        checkpoint = checkpoints[projection.name]
+        wanted = projection.event_types
+        events = [
+            e for e in page.events
+            if e.position > checkpoint.position and (wanted is None or e.event_type in wanted)
+        ]
+        with redirected(projection.tables):
+            projection.apply(events)
+        if page.read_to > checkpoint.position:
+            checkpoint.position = page.read_to
+            checkpoint.processed += len(events)
+            checkpoint.save(update_fields=["position", "processed", "updated_at"])
+    return len(page.events), page.last
+
+
+def _locked_checkpoints(projections: Sequence[Projection]) -> dict[str, Checkpoint]:
+    return {
+        p.name: Checkpoint.objects.select_for_update().get(name=_checkpoint_name(p))
+        for p in projections
+    }
+
+
+def build_shadows(
+    projections: Sequence[Projection], *, batch: int = 1000, restart: bool = False,
+    progress: Callable[[int], None] = lambda n: None, until: int | None = None,
 ) -> int:
-    events = store.read_all(after=checkpoint.position, limit=batch)
-    if until is not None:
-        events = [e for e in events if e.position <= until]
-    with redirected(projection.tables):
-        for recorded in events:
-            projection.handle(recorded)
-    if events:
-        checkpoint.position = events[-1].position
-        checkpoint.processed += len(events)
-        checkpoint.save(update_fields=["position", "processed", "updated_at"])
-    return len(events)
+    """Replay the log into the projections' shadow tables, in one pass, each from its
+    checkpoint, up to position `until` when given; return how many events were read."""
+    for projection in projections:
+        if restart:
+            drop_shadows(projection)
+        for model in projection.tables:
+            _create_shadow(model)
+        Checkpoint.objects.get_or_create(name=_checkpoint_name(projection))
+    replayed, window = 0, batch
+    while True:
+        with transaction.atomic():
+            applied, last = _apply_page(projections, _locked_checkpoints(projections), batch,
+                                        until, window)
+        window = _next_window(window, applied, batch)
+        replayed += applied
+        progress(applied)
+        _failpoint(replayed)
+        if last:
+            return replayed
 
 
 def build_shadow(
@@ -116,22 +177,8 @@ def build_shadow(
 ) -> int:
     """Replay the log into the shadow tables from their checkpoint, up to position `until` when
     given; return how many events."""
-    if restart:
-        drop_shadows(projection)
-    for model in projection.tables:
-        _create_shadow(model)
-    name = _checkpoint_name(projection)
-    Checkpoint.objects.get_or_create(name=name)
-    replayed = 0
-    while True:
-        with transaction.atomic():
-            checkpoint = Checkpoint.objects.select_for_update().get(name=name)
-            applied = _apply_batch(projection, checkpoint, batch, until)
-        replayed += applied
-        progress(applied)
-        _failpoint(replayed)
-        if applied < batch:
-            return replayed
+    return build_shadows([projection], batch=batch, restart=restart, progress=progress,
+                         until=until)
 
 
 @contextmanager
@@ -141,9 +188,11 @@ def frozen_log(projection: Projection, batch: int = 1000) -> Iterator[int]:
     with transaction.atomic(), connection.cursor() as cursor:
         # Appends update inline read models: hold them until the caller is done.
         dialect().lock_global_order(cursor)
-        checkpoint = Checkpoint.objects.select_for_update().get(name=_checkpoint_name(projection))
-        caught_up = 0
-        while applied := _apply_batch(projection, checkpoint, batch):
+        checkpoints = _locked_checkpoints([projection])
+        caught_up, last, window = 0, False, batch
+        while not last:
+            applied, last = _apply_page([projection], checkpoints, batch, window=window)
+            window = _next_window(window, applied, batch)
             caught_up += applied
         yield caught_up
 
@@ -153,32 +202,120 @@ def rebuild(
     progress: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Rebuild one projection from the whole log; return how many events were replayed."""
-    replayed = build_shadow(projection, batch=batch, restart=restart, progress=progress)
-    with frozen_log(projection, batch) as caught_up:
-        _swap(projection)
-    drop_shadows(projection)
-    return replayed + caught_up
+    return rebuild_many([projection], batch=batch, restart=restart, progress=progress)[
+        projection.name]
+
+
+def rebuild_many(
+    projections: Sequence[Projection], *, batch: int = 1000, restart: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> dict[str, int]:
+    """Rebuild projections from the whole log, reading it once for all of them, then swap each
+    in; return how many events each one was replayed from."""
+    build_shadows(projections, batch=batch, restart=restart, progress=progress)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for projection in projections:
+                for model in projection.tables:
+                    # Fresh statistics, so that queries plan well on a renamed-in table.
+                    cursor.execute(f"ANALYZE {_q(model._meta.db_table + SUFFIX)}")
+    replayed = {}
+    for projection in projections:
+        with frozen_log(projection, batch):
+            _swap(projection)
+            # Counted since the rebuild began, a resumed one included.
+            replayed[projection.name] = Checkpoint.objects.get(
+                name=_checkpoint_name(projection)).processed
+        drop_shadows(projection)
+    return replayed
 
 
 def _swap(projection: Projection) -> None:
-    """Replace the live rows by the shadow's (inside frozen_log's transaction)."""
+    """Replace the live rows by the shadow's (inside frozen_log's transaction).
+
+    On PostgreSQL a table that no foreign key ties to another takes the shadow's place whole
+    (renamed, with the live names of its indexes): no row is copied while appends wait. The
+    others get the shadow's rows copied in.
+    """
     position = Checkpoint.objects.get(name=_checkpoint_name(projection)).position
     if projection.kind != "inline":
         live, _ = Checkpoint.objects.select_for_update().get_or_create(name=projection.name)
         live.position, live.last_error = position, ""
         live.save(update_fields=["position", "last_error", "updated_at"])
     with connection.cursor() as cursor:
-        for model in reversed(projection.tables):
+        renamed = [m for m in projection.tables if _can_rename(cursor, m)]
+        copied = [m for m in projection.tables if m not in renamed]
+        for model in reversed(copied):
             cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
-        for model in projection.tables:
+        for model in copied:
             columns = _columns(model)
             cursor.execute(
                 f"INSERT INTO {_q(model._meta.db_table)} ({columns})"
                 f" SELECT {columns} FROM {_q(model._meta.db_table + SUFFIX)}"
             )
+        for model in renamed:
+            _rename_into_place(cursor, model)
         # Rows came in with their ids: move PostgreSQL's identity sequences past them.
         for sql in connection.ops.sequence_reset_sql(no_style(), projection.tables):
             cursor.execute(sql)
+
+
+def _indexes(cursor, table: str) -> dict[str, tuple[str, str | None]] | None:
+    """Return a PostgreSQL table's indexes by definition (less name and table): their name and
+    the name of the constraint they back, if any; None when two definitions are alike."""
+    cursor.execute(
+        "SELECT i.relname, pg_get_indexdef(i.oid), c.conname FROM pg_index x"
+        " JOIN pg_class i ON i.oid = x.indexrelid"
+        " LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid"
+        " WHERE x.indrelid = to_regclass(%s)", [_q(table)],
+    )
+    rows = cursor.fetchall()
+    found = {
+        re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+ ", r"\1", definition): (name, constraint)
+        for name, definition, constraint in rows
+    }
+    return found if len(found) == len(rows) else None
+
+
+def _can_rename(cursor, model: type[models.Model]) -> bool:
+    """Tell whether the shadow can take the live table's place by renaming (PostgreSQL, no
+    foreign key from or to the table, the same indexes)."""
+    if connection.vendor != "postgresql":
+        return False
+    live = model._meta.db_table
+    cursor.execute(
+        "SELECT 1 FROM pg_constraint WHERE contype = 'f'"
+        " AND (conrelid = to_regclass(%s) OR confrelid = to_regclass(%s))", [_q(live), _q(live)],
+    )
+    if cursor.fetchone() is not None:
+        return False
+    live_indexes, shadow_indexes = _indexes(cursor, live), _indexes(cursor, live + SUFFIX)
+    return live_indexes is not None and shadow_indexes is not None and (
+        live_indexes.keys() == shadow_indexes.keys())
+
+
+def _rename_into_place(cursor, model: type[models.Model]) -> None:
+    """Drop the live table and give the shadow its name, its indexes' and its sequence's."""
+    live, shadow = model._meta.db_table, model._meta.db_table + SUFFIX
+    names = _indexes(cursor, live)
+    pk = model._meta.pk.column
+    cursor.execute("SELECT pg_get_serial_sequence(%s, %s), pg_get_serial_sequence(%s, %s)",
+                   [_q(live), pk, _q(shadow), pk])
+    live_sequence, shadow_sequence = cursor.fetchone()
+    cursor.execute(f"DROP TABLE {_q(live)}")
+    cursor.execute(f"ALTER TABLE {_q(shadow)} RENAME TO {_q(live)}")
+    for key, (name, constraint) in _indexes(cursor, live).items():
+        live_name, live_constraint = names[key]
+        if constraint is not None and live_constraint is not None:
+            # Renaming a constraint renames the index that backs it.
+            cursor.execute(f"ALTER TABLE {_q(live)} RENAME CONSTRAINT {_q(constraint)}"
+                           f" TO {_q(live_constraint)}")
+            name = live_constraint
+        if name != live_name:
+            cursor.execute(f"ALTER INDEX {_q(name)} RENAME TO {_q(live_name)}")
+    if live_sequence and shadow_sequence:
+        cursor.execute(f"ALTER SEQUENCE {shadow_sequence} RENAME TO"
+                       f" {_q(live_sequence.split('.')[-1].strip(chr(34)))}")
 
 
 def _columns(model: type[models.Model]) -> str:

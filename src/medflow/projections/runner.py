@@ -14,6 +14,7 @@ from medflow.eventstore import store
 from medflow.eventstore.backends import dialect
 from medflow.projections.catalog import Projection, all_projections
 from medflow.projections.models import Checkpoint
+from medflow.projections.pages import read_page
 
 
 def _failpoint(applied: int) -> None:
@@ -35,12 +36,14 @@ def run_once(projection: Projection, batch: int = 500) -> int:
     try:
         with transaction.atomic():
             checkpoint = _locked_checkpoint(projection.name)
-            events = store.read_all(after=checkpoint.position, limit=batch)
-            for applied, recorded in enumerate(events, start=1):
-                projection.handle(recorded)
+            page = read_page(checkpoint.position, batch, event_types=projection.event_types,
+                             decode=projection.needs_payload)
+            events = page.events
+            projection.apply(events)
+            for applied in range(1, len(events) + 1):
                 _failpoint(applied)
             if events:
-                checkpoint.position = events[-1].position
+                checkpoint.position = page.read_to
                 checkpoint.processed += len(events)
                 checkpoint.last_error = ""
                 checkpoint.save(update_fields=["position", "processed", "last_error", "updated_at"])

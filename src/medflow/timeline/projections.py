@@ -1,5 +1,6 @@
 """Inline projection: add every event that concerns a patient to the patient timeline."""
 
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from uuid import UUID
 
@@ -9,6 +10,7 @@ from medflow.eventstore.events import DomainEvent
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
 from medflow.patients.domain import PatientForgotten
+from medflow.projections.bulk import insert_rows
 from medflow.timeline.models import TimelineEntry
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
@@ -46,20 +48,33 @@ def forget(recorded: RecordedEvent) -> None:
     TimelineEntry.objects.filter(patient_id=recorded.aggregate_id).delete()
 
 
-@inline.on_every
-def add_to_timeline(recorded: RecordedEvent) -> None:
+def entry_values(recorded: RecordedEvent) -> dict | None:
+    """Return the timeline row of an event, or None when it concerns no patient."""
     patient_id = patient_of(recorded)
     if patient_id is None:
-        return
+        return None
     # A redacted event's own summary may format fields that now hold "[redacted]".
     summary = (DomainEvent.summary(recorded.event) if recorded.redacted
                else recorded.event.summary())
     meta = recorded.metadata
-    TimelineEntry.objects.create(
-        position=recorded.position, event_id=recorded.id, patient_id=patient_id,
-        aggregate_id=recorded.aggregate_id, aggregate_type=recorded.aggregate_type,
-        event_type=recorded.event_type, version=recorded.version, kind=kind_of(recorded),
-        summary=summary[:300], occurred_at=occurred_at(recorded),
-        recorded_at=recorded.timestamp, username=meta.get("username") or "",
-        role=meta.get("role") or "", reason=meta.get("reason") or "", data=recorded.data,
-    )
+    return {
+        "position": recorded.position, "event_id": recorded.id, "patient_id": patient_id,
+        "aggregate_id": recorded.aggregate_id, "aggregate_type": recorded.aggregate_type,
+        "event_type": recorded.event_type, "version": recorded.version, "kind": kind_of(recorded),
+        "summary": summary[:300], "occurred_at": occurred_at(recorded),
+        "recorded_at": recorded.timestamp, "username": meta.get("username") or "",
+        "role": meta.get("role") or "", "reason": meta.get("reason") or "", "data": recorded.data,
+    }
+
+
+@inline.on_every
+def add_to_timeline(recorded: RecordedEvent) -> None:
+    values = entry_values(recorded)
+    if values is not None:
+        TimelineEntry.objects.create(**values)
+
+
+@inline.batched(PatientForgotten)
+def add_batch(events: Sequence[RecordedEvent]) -> None:
+    """Add the timeline rows of a page of events (a forgetting goes one by one, in order)."""
+    insert_rows(TimelineEntry, [v for v in map(entry_values, events) if v is not None])

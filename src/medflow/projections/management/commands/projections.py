@@ -26,7 +26,8 @@ class Command(BaseCommand):
         rebuild = sub.add_parser("rebuild", help="rebuild read models from the whole log")
         rebuild.add_argument("name", nargs="?")
         rebuild.add_argument("--all", action="store_true")
-        rebuild.add_argument("--batch", type=int, default=1000)
+        rebuild.add_argument("--batch", type=int, default=5000,
+                             help="events per page (one transaction and checkpoint each)")
         rebuild.add_argument("--restart", action="store_true",
                              help="discard a half-done rebuild instead of resuming it")
         sub.add_parser("status", help="position, lag and last error of each projection")
@@ -61,13 +62,13 @@ class Command(BaseCommand):
 
     def do_rebuild(self, options):
         chosen = self._pick(options["name"], options["all"], {"inline", "catch-up"})
-        total = store.last_position()
+        # One pass over the log feeds every chosen projection's shadow tables.
+        with tqdm(total=store.last_position(), desc=", ".join(p.name for p in chosen), unit="ev",
+                  disable=None if self.stdout.isatty() else True) as bar:
+            counts = rebuilding.rebuild_many(chosen, batch=options["batch"],
+                                             restart=options["restart"], progress=bar.update)
         for projection in chosen:
-            with tqdm(total=total, desc=projection.name, unit="ev",
-                      disable=None if self.stdout.isatty() else True) as bar:
-                count = rebuilding.rebuild(projection, batch=options["batch"],
-                                           restart=options["restart"], progress=bar.update)
-            self.stdout.write(f"{projection.name}: rebuilt from {count} event(s)")
+            self.stdout.write(f"{projection.name}: rebuilt from {counts[projection.name]} event(s)")
 
     def do_status(self, options):
         self.stdout.write(f"{'projection':<22}{'kind':<10}{'position':>10}{'lag':>8}{'lag s':>9}  error")

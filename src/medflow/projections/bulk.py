@@ -1,0 +1,233 @@
+"""Write read-model rows in bulk: the batch paths of the projections fold a page of events into
+plain row dicts (keyed by attribute name) and write each touched row once.
+
+Values are encoded as Django would store them (so a row written here equals one the ORM writes,
+byte for byte on SQLite), but without building model instances: on PostgreSQL new rows go in with
+COPY, elsewhere with one multi-row INSERT per chunk; changed rows get one UPDATE each.
+"""
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from django.db import connection, models
+
+Row = dict[str, Any]
+Convert = Callable[[Any], Any]
+
+# Keeps the parameters of one statement under SQLite's limit (32766).
+CHUNK_PARAMS = 30_000
+# Keys per `IN (...)` when loading rows.
+LOAD_CHUNK = 2_000
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _converter(field: models.Field, vendor: str) -> Convert:
+    """Return a function that encodes a Python value for `field`'s column on this backend."""
+    kind = field.get_internal_type()
+    ops = connection.ops
+    if kind == "UUIDField":
+        if vendor == "postgresql":
+            return _same
+        return lambda v: None if v is None else (v if isinstance(v, UUID) else UUID(str(v))).hex
+    if kind == "JSONField":
+        if vendor == "postgresql" and field.encoder is None:
+            # jsonb keeps no text: any faithful encoding stores the same value.
+            return lambda v: None if v is None else orjson.dumps(v).decode()
+        # SQLite keeps the text Django writes: encode exactly as JSONField does.
+        return lambda v: None if v is None else json.dumps(v, cls=field.encoder)
+    if kind in ("DateTimeField", "DateField") and vendor == "postgresql":
+        return _same  # the server parses an ISO string as the ORM's value would be
+    if kind == "DateTimeField":
+        def to_datetime(v: Any) -> Any:
+            if v is not None and not isinstance(v, datetime):
+                v = field.to_python(v)
+            return ops.adapt_datetimefield_value(v)
+
+        return to_datetime
+    if kind == "DateField":
+        def to_date(v: Any) -> Any:
+            if v is not None and not isinstance(v, date):
+                v = field.to_python(v)
+            return ops.adapt_datefield_value(v)
+
+        return to_date
+    if kind in ("CharField", "TextField", "IntegerField", "BigIntegerField", "SmallIntegerField",
+                "BooleanField", "FloatField", "AutoField", "BigAutoField", "ForeignKey"):
+        return _same
+    return lambda v: field.get_db_prep_save(v, connection)
+
+
+class Table:
+    """How to write rows of one model: its columns and their encoders."""
+
+    _cache: dict[tuple[type[models.Model], str, str], "Table"] = {}
+
+    def __init__(self, model: type[models.Model]) -> None:
+        vendor = connection.vendor
+        self.model = model
+        self.name = model._meta.db_table
+        self.pk = model._meta.pk
+        # A surrogate auto id is left to the database, as the ORM's create() does.
+        auto = isinstance(self.pk, models.AutoField)
+        self.fields = [f for f in model._meta.concrete_fields if not (auto and f.primary_key)]
+        self.attnames = [f.attname for f in self.fields]
+        self.encoders = [_converter(f.target_field if f.is_relation else f, vendor)
+                         for f in self.fields]
+        self.pk_encoder = _converter(self.pk, vendor)
+        # Only the columns whose values need encoding on this backend (most pass as they are).
+        self._encoding = [(i, enc) for i, enc in enumerate(self.encoders) if enc is not _same]
+        self.json_columns = {f.attname for f in self.fields if f.get_internal_type() == "JSONField"}
+
+    @classmethod
+    def of(cls, model: type[models.Model]) -> "Table":
+        # Keyed by table name too: a rebuild points the model at its shadow table.
+        key = (model, model._meta.db_table, connection.vendor)
+        if key not in cls._cache:
+            cls._cache[key] = cls(model)
+        return cls._cache[key]
+
+    def encode(self, row: Row) -> list[Any]:
+        """Return the row's column values, encoded; a missing one takes the field's default."""
+        try:
+            values = [row[name] for name in self.attnames]
+        except KeyError:
+            values = [row[f.attname] if f.attname in row else f.get_default() for f in self.fields]
+        for index, encode in self._encoding:
+            values[index] = encode(values[index])
+        return values
+
+
+def insert_rows(model: type[models.Model], rows: Sequence[Row]) -> None:
+    """Insert new rows (dicts by attribute name; missing columns take their default)."""
+    if not rows:
+        return
+    table = Table.of(model)
+    columns = ", ".join(_q(f.column) for f in table.fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+            with raw.copy(f"COPY {_q(table.name)} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(table.encode(row))
+            return
+        width = len(table.fields)
+        one = "(" + ", ".join(["%s"] * width) + ")"
+        per_statement = max(1, CHUNK_PARAMS // width)
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            params: list[Any] = []
+            for row in chunk:
+                params += table.encode(row)
+            cursor.execute(
+                f"INSERT INTO {_q(table.name)} ({columns}) VALUES "
+                + ", ".join([one] * len(chunk)), params,
+            )
+
+
+def update_rows(model: type[models.Model], rows: Sequence[Row]) -> None:
+    """Overwrite existing rows by primary key with every column the dicts carry."""
+    if not rows:
+        return
+    table = Table.of(model)
+    pk = table.pk.attname
+    fields = {f.attname: (f, enc) for f, enc in zip(table.fields, table.encoders, strict=True)}
+    json_param = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    by_columns: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        names = tuple(n for n in table.attnames if n in row and n != pk)
+        by_columns.setdefault(names, []).append(row)
+    with connection.cursor() as cursor:
+        for names, same in by_columns.items():
+            sets = ", ".join(
+                f"{_q(fields[n][0].column)} = {json_param if n in table.json_columns else '%s'}"
+                for n in names
+            )
+            cursor.executemany(
+                f"UPDATE {_q(table.name)} SET {sets} WHERE {_q(table.pk.column)} = %s",
+                [[fields[n][1](row[n]) for n in names] + [table.pk_encoder(row[pk])]
+                 for row in same],
+            )
+
+
+def load_rows(model: type[models.Model], column: str, keys: Iterable[Any],
+              **filters: Any) -> list[Row]:
+    """Return the rows (dicts by attribute name) whose `column` is one of `keys`."""
+    keys = list(keys)
+    if not keys:
+        return []
+    names = [f.attname for f in model._meta.concrete_fields]
+    found: list[Row] = []
+    for start in range(0, len(keys), LOAD_CHUNK):
+        query = model.objects.filter(**{f"{column}__in": keys[start:start + LOAD_CHUNK]}, **filters)
+        found += query.values(*names)
+    return found
+
+
+class Rows:
+    """The rows of one table that a batch touches, by primary key: loaded once, folded in
+    memory, then written once each (INSERT when new, UPDATE when they were stored)."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+        self.pk = model._meta.pk.attname
+        self.rows: dict[Any, Row | None] = {}
+        self._stored: set[Any] = set()
+        self._dirty: dict[Any, None] = {}  # keys to write, in first-touched order
+
+    def load(self, keys: Iterable[Any]) -> None:
+        """Read the stored rows of these keys that are not in memory yet."""
+        missing = [key for key in set(keys) if key not in self.rows]
+        if not missing:
+            return
+        for key in missing:
+            self.rows[key] = None
+        for row in load_rows(self.model, self.pk, missing):
+            self.rows[row[self.pk]] = row
+            self._stored.add(row[self.pk])
+
+    def get(self, key: Any) -> Row | None:
+        """Return the row as the batch has folded it so far, or None when there is none."""
+        if key not in self.rows:
+            self.load([key])
+        return self.rows[key]
+
+    def put(self, row: Row) -> None:
+        """Store the whole row (replacing the one of the same key)."""
+        key = row[self.pk]
+        if key not in self.rows:
+            self.load([key])
+        self.rows[key] = row
+        self._dirty[key] = None
+
+    def change(self, key: Any, **values: Any) -> bool:
+        """Update some columns of an existing row; return False (and do nothing) without one."""
+        row = self.get(key)
+        if row is None:
+            return False
+        row.update(values)
+        self._dirty[key] = None
+        return True
+
+    def write(self) -> None:
+        """Write every touched row: INSERT the new ones, UPDATE the stored ones."""
+        new, changed = [], []
+        for key in self._dirty:
+            row = self.rows[key]
+            if row is None:
+                continue
+            (changed if key in self._stored else new).append(row)
+        insert_rows(self.model, new)
+        update_rows(self.model, changed)
+        self._stored.update(row[self.pk] for row in new)
+        self._dirty.clear()
