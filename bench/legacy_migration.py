@@ -1,10 +1,13 @@
 """Legacy migration throughput: load a Synthea export, migrate it through the services, validate.
 
     .venv/bin/python bench/legacy_migration.py [--scale N] [--backend sqlite|postgresql|both]
+        [--batch-size N] [--per-row]
 
 Each backend runs in a child process on a fresh database (SQLite under $MEDFLOW_VAR_DIR/bench,
 PostgreSQL at $MEDFLOW_BENCH_LEGACY_POSTGRES_URL, default .../mf_legacy_bench, dropped and
-recreated). `--scale N` loads N copies of every patient with new ids. Figures are written to
+recreated). `--scale N` loads N copies of every patient with new ids. `--per-row` migrates
+through the application services row by row instead of the batched path. The time spent in the
+inline projections (inline.dispatch) is reported apart. Figures are written to
 bench/results/legacy-<time>-<backend>-x<scale>.json and printed.
 """
 
@@ -24,7 +27,7 @@ RESULTS = ROOT / "bench/results"
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/mf_legacy_bench"
 
 
-def child(path: Path, scale: int, batch_size: int) -> dict:
+def child(path: Path, scale: int, batch_size: int, per_row: bool = False) -> dict:
     """Run in a process whose DATABASE_URL is the fresh database: measure and return figures."""
     import django
 
@@ -33,19 +36,35 @@ def child(path: Path, scale: int, batch_size: int) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
+    from medflow.eventstore import batch
+    from medflow.eventstore.handlers import inline
     from medflow.legacy import models as m
     from medflow.legacy.migrate import migrate
     from medflow.legacy.synthea import load_synthea
     from medflow.legacy.validate import validate
 
+    # Time the inline projections apart: they run inside the migration, but are not its own
+    # work (the migration hands each batch's events to inline.dispatch once).
+    projections = [0.0]
+    dispatch = inline.dispatch
+
+    def timed_dispatch(events):
+        begun = time.perf_counter()
+        try:
+            dispatch(events)
+        finally:
+            projections[0] += time.perf_counter() - begun
+
+    batch.inline.dispatch = timed_dispatch
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     summary = load_synthea(path, scale=scale)
     load_s = time.perf_counter() - started
     rows = sum(model.objects.count() for model in m.LEGACY_MODELS)
     started = time.perf_counter()
-    report = migrate(batch_size=batch_size)
+    report = migrate(batch_size=batch_size, batched=not per_row)
     migrate_s = time.perf_counter() - started
+    batch.inline.dispatch = dispatch
     started = time.perf_counter()
     checked = validate()
     validate_s = time.perf_counter() - started
@@ -58,6 +77,11 @@ def child(path: Path, scale: int, batch_size: int) -> dict:
         "migrate_seconds": round(migrate_s, 3),
         "legacy_rows_per_s": round(migrated_rows / migrate_s, 1),
         "events_per_s": round(report.events / migrate_s, 1),
+        "path": "per-row services" if per_row else "batched",
+        # Only the batched path hands its events to inline.dispatch as one list per batch.
+        "projection_seconds": None if per_row else round(projections[0], 3),
+        "events_per_s_without_projections": None if per_row else round(
+            report.events / (migrate_s - projections[0]), 1),
         "refused": len(report.refusals), "validate_seconds": round(validate_s, 3),
         "mismatches": len(checked.mismatches), "validation_ok": checked.ok,
         "target_events_per_s": 10000,
@@ -83,10 +107,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--path", type=Path, default=SAMPLE, help="Synthea CSV folder")
+    parser.add_argument("--per-row", action="store_true",
+                        help="migrate through the services row by row (the reference path)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.path, args.scale, args.batch_size)))
+        print(json.dumps(child(args.path, args.scale, args.batch_size, args.per_row)))
         return 0
     if not args.path.is_dir():
         print(f"no Synthea export at {args.path}", file=sys.stderr)
@@ -102,7 +128,7 @@ def main() -> int:
         env = {**os.environ, "DATABASE_URL": url, "MEDFLOW_DB_POOL": "0", "DEBUG": "true"}
         done = subprocess.run(
             [sys.executable, __file__, "--child", "--scale", str(args.scale), "--batch-size",
-             str(args.batch_size), "--path", str(args.path)],
+             str(args.batch_size), "--path", str(args.path), *(["--per-row"] if args.per_row else [])],
             env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{backend}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
@@ -111,13 +137,17 @@ def main() -> int:
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         figures |= {"utc_time": stamp, "python": platform.python_version(),
                     "machine": platform.machine(), "cpus": os.cpu_count()}
-        out = RESULTS / f"legacy-{stamp}-{backend}-x{args.scale}.json"
+        kind = "-per-row" if args.per_row else ""
+        out = RESULTS / f"legacy-{stamp}-{backend}-x{args.scale}{kind}.json"
         out.write_text(json.dumps(figures, indent=1) + "\n")
         print(f"{backend:10} scale {args.scale:>3}: {figures['legacy_rows']} legacy rows loaded in"
               f" {figures['load_seconds']} s; {figures['migrated_rows']} rows -> {figures['events']}"
               f" events in {figures['migrate_seconds']} s = {figures['legacy_rows_per_s']} rows/s,"
               f" {figures['events_per_s']} events/s (target 10000); refused {figures['refused']},"
               f" mismatches {figures['mismatches']}  -> {out.relative_to(ROOT)}")
+        if figures["projection_seconds"] is not None:
+            print(f"{'':10} of which inline projections {figures['projection_seconds']} s;"
+                  f" without them {figures['events_per_s_without_projections']} events/s")
     return 1 if failed else 0
 
 

@@ -1,5 +1,6 @@
 """How legacy rows and values become MedFlow ids and command arguments (no database here)."""
 
+import functools
 import re
 import uuid
 from datetime import date, datetime
@@ -26,6 +27,7 @@ MEASURES = ("systolic", "diastolic", "heart_rate", "respiratory_rate", "temperat
             "weight_kg", "height_cm")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def aggregate_id(table: str, row_id: str) -> uuid.UUID:
     """Return the id of the aggregate a legacy row becomes (the same on every run)."""
     return uuid.uuid5(NAMESPACE, f"{table}:{row_id}")

@@ -7,11 +7,16 @@ killed midway loses at most its uncommitted batch, and a rerun skips what was co
 Order: clinics, patients, providers (staff users and memberships), encounters (started),
 diagnoses, clinical notes, lab results, medications, vital signs, then encounters are ended
 (nothing can be recorded on an ended encounter, so they end last).
+
+Two paths produce the same events: the batched one (default; medflow.legacy.batched) runs a
+batch's commands in one unit of work and stores them with one multi-stream append; the per-row
+one calls the application services row by row, a savepoint each (the reference, and what
+`batched=False` runs).
 """
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,7 +24,9 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 from tqdm import tqdm
 
 from medflow.access import services as access
@@ -28,10 +35,12 @@ from medflow.clinical import services as clinical
 from medflow.context import Context
 from medflow.errors import MedflowError
 from medflow.eventstore import store
+from medflow.eventstore.batch import UnitOfWork
 from medflow.eventstore.commands import CommandResult
 from medflow.labs import services as labs
 from medflow.legacy import mapping as mp
 from medflow.legacy import models as m
+from medflow.legacy.batched import BatchSteps
 from medflow.patients.services import register_patient
 
 ENCOUNTER_END = "legacy_encounters.end"
@@ -80,9 +89,11 @@ class Migrator:
     """Migrate every legacy row not migrated yet; see the module docstring."""
 
     def __init__(self, *, batch_size: int = 1000, dry_run: bool = False, progress: bool = False,
-                 only_since: datetime | None = None) -> None:
+                 only_since: datetime | None = None, batched: bool = True) -> None:
         self.batch_size = max(1, batch_size)
         self.dry_run, self.progress, self.only_since = dry_run, progress, only_since
+        self.batched = batched
+        self.batch_steps = BatchSteps(self)
         self.report = MigrationReport(dry_run=dry_run)
         self.base = Context(user_id=None, username="legacy-migration", role="system",
                             reason="legacy migration")
@@ -119,21 +130,25 @@ class Migrator:
                 for table, rows, convert, order in self.steps():
                     if self.only_since is not None and table != ENCOUNTER_END:
                         rows = rows.filter(updated_at__gt=self.only_since)
-                    self._table(table, rows.order_by(*order), convert)
+                    self._table(table, rows, order, convert)
                 if self.dry_run:
                     raise _DryRun
         except _DryRun:
             pass
         return self.report
 
-    def _table(self, table: str, rows, convert) -> None:
-        mapped = set(m.MigrationMap.objects.filter(legacy_table=table).values_list(
-            "legacy_id", flat=True))
-        pending = [row for row in rows.iterator(chunk_size=2000) if row.id not in mapped]
-        self.report.already[table] += len(mapped)
-        bar = tqdm(total=len(pending), desc=table, unit=" rows", disable=not self.progress)
-        for start in range(0, len(pending), self.batch_size):
-            batch = pending[start:start + self.batch_size]
+    def _table(self, table: str, rows, order: tuple[str, ...], convert) -> None:
+        mapped = m.MigrationMap.objects.filter(legacy_table=table)
+        # NOT EXISTS, so that a page probes the map's index row by row instead of hashing it.
+        pending = rows.exclude(Exists(mapped.filter(legacy_id=OuterRef("id")))).order_by(*order)
+        self.report.already[table] += mapped.count()
+        bar = tqdm(total=pending.count(), desc=table, unit=" rows", disable=not self.progress)
+        for batch in _pages(pending, order, self.batch_size):
+            if self.batched:
+                with transaction.atomic():
+                    self._batch(table, batch)
+                bar.update(len(batch))
+                continue
             # One transaction per batch, a savepoint per row: a refused row leaves the others.
             with transaction.atomic():
                 for row in batch:
@@ -142,6 +157,69 @@ class Migrator:
                     _failpoint(self.done)
             bar.update(len(batch))
         bar.close()
+
+    def _batch(self, table: str, rows: list) -> None:
+        """Migrate a batch of rows in one unit of work; report refused rows, store the rest.
+
+        A refused row is left out. When it had changed an aggregate before it was refused, the
+        batch starts over without it (from the stored state). Should storing fail (a refusal
+        only a later check makes), the batch is split in halves until the row is found.
+        """
+        prepare, convert = self.batch_steps.for_table(table)
+        done_before = self.done
+        while True:
+            self.done = done_before
+            uow = UnitOfWork()
+            lookups = prepare(uow, rows)
+            converted: list[tuple[Any, UUID, int, int, int]] = []
+            refused: list[tuple[Any, MedflowError]] = []
+            for row in rows:
+                mark = len(uow.staged)
+                try:
+                    main, own = convert(uow, lookups, row)
+                except MedflowError as exc:
+                    refused.append((row, exc))
+                    if uow.spoiled or len(uow.staged) != mark:
+                        break
+                else:
+                    converted.append((row, main, mark, len(uow.staged), own))
+                self.done += 1
+                _failpoint(self.done)
+            else:
+                break
+            # Start over without the refused rows (reported here, never tried again).
+            for row, exc in refused:
+                self._refuse(table, row, exc)
+            gone = {id(row) for row, _ in refused}
+            rows = [row for row in rows if id(row) not in gone]
+        try:
+            with transaction.atomic():
+                recorded = uow.commit()
+                _map_rows(table, [
+                    (row.id, main, recorded[start:end][own].id if end > start else None)
+                    for row, main, start, end, own in converted
+                ])
+        except (MedflowError, IntegrityError) as exc:
+            if len(converted) == 1 and isinstance(exc, MedflowError):
+                self._refuse(table, converted[0][0], exc)
+            elif len(converted) <= 1:
+                raise
+            else:
+                half = len(converted) // 2
+                self.done = done_before
+                for part in ([r for r, *_ in converted[:half]], [r for r, *_ in converted[half:]]):
+                    self._batch(table, part)
+            for row, exc in refused:
+                self._refuse(table, row, exc)
+            return
+        for row, exc in refused:
+            self._refuse(table, row, exc)
+        for _row, _, start, end, _own in converted:
+            self.report.migrated[table] += 1
+            self.report.events += end - start
+
+    def _refuse(self, table: str, row: Any, exc: MedflowError) -> None:
+        self.report.refusals.append(Refusal(table, row.id, exc.field, exc.code, exc.message))
 
     def _row(self, table: str, row: Any, convert) -> None:
         try:
@@ -161,11 +239,11 @@ class Migrator:
 
     def ctx(self, table: str, row_id: str, when: datetime | None, user: Any = None,
             reason: str = "legacy migration") -> Context:
-        ctx = replace(self.base, effective_time=when, reason=reason,
-                      extra={"legacy_table": table, "legacy_id": row_id})
-        if user is not None:
-            ctx = replace(ctx, user_id=user.pk, username=user.username)
-        return ctx
+        extra = {"legacy_table": table, "legacy_id": row_id}
+        if user is None:
+            return replace(self.base, effective_time=when, reason=reason, extra=extra)
+        return replace(self.base, effective_time=when, reason=reason, extra=extra,
+                       user_id=user.pk, username=user.username)
 
     def user(self, provider_id: str | None) -> Any:
         """Return the staff user of a legacy provider, or the import account."""
@@ -177,6 +255,50 @@ class Migrator:
                 user.save(update_fields=["password"])
             self._users[username] = user
         return self._users[username]
+
+    def preload_users(self, provider_ids: Iterable[str | None]) -> None:
+        """Fetch (and create) the staff users of these providers with a few queries."""
+        names = {mp.provider_username(p) if p else mp.IMPORT_USERNAME for p in provider_ids}
+        names -= set(self._users)
+        if not names:
+            return
+        model = get_user_model()
+        found = {u.username: u for u in model.objects.filter(username__in=names)}
+        new = []
+        for name in sorted(names - set(found)):
+            user = model(username=name)
+            user.set_unusable_password()
+            new.append(user)
+        model.objects.bulk_create(new)
+        # Read back, so that every user has its primary key on every backend.
+        found |= {u.username: u for u in model.objects.filter(username__in=[u.username for u in new])}
+        self._users.update(found)
+
+    def name_users(self, rows: Iterable[m.Provider]) -> None:
+        """Give providers' users the providers' names."""
+        changed = []
+        for row in rows:
+            user = self.user(row.id)
+            first, _, last = row.name.partition(" ")
+            if (user.first_name, user.last_name) != (first[:150], last[:150]):
+                user.first_name, user.last_name = first[:150], last[:150]
+                changed.append(user)
+        get_user_model().objects.bulk_update(changed, ["first_name", "last_name"], batch_size=500)
+
+    def clinic_of_row(self, row: m.Patient) -> UUID:
+        """Return the clinic a legacy patient row goes to."""
+        return mp.aggregate_id("legacy_clinics", row.clinic_id or mp.DEFAULT_CLINIC)
+
+    def preload_encounter_users(self, encounter_ids: Iterable[str | None]) -> None:
+        """Learn the providers of these encounters, and fetch their users, with a few queries."""
+        wanted = {e for e in encounter_ids if e and e not in self._providers}
+        rows = m.Encounter.objects.filter(id__in=wanted).values_list("id", "provider_id")
+        self._providers.update(dict.fromkeys(wanted) | dict(rows))
+        self.preload_users([None, *(self._providers[e] for e in wanted)])
+
+    def encounter_user(self, encounter_id: str | None) -> Any:
+        """Return the staff user of an encounter's provider, or the import account."""
+        return self._encounter_user(encounter_id)
 
     def clinic_of(self, patient_id: str) -> UUID:
         if patient_id not in self._clinic_of_patient:
@@ -323,6 +445,49 @@ class Migrator:
             **mp.vital_values(row))]
 
 
+def _pages(rows, order: tuple[str, ...], size: int) -> Iterator[list]:
+    """Yield the rows `size` at a time, in `order` (whose last column is unique), each page read
+    after the previous one was migrated, so that a large table is never held in memory."""
+    last: tuple | None = None
+    while True:
+        page = rows
+        if last is not None:
+            # Keyset pagination: the rows after the last one read, in the order given.
+            after = Q(**{f"{order[-1]}__gt": last[-1]})
+            for depth in range(len(order) - 2, -1, -1):
+                after = Q(**{f"{order[depth]}__gt": last[depth]}) | (
+                    Q(**{order[depth]: last[depth]}) & after)
+            if len(order) > 1:
+                # Redundant, but where an index on `order` starts its range scan.
+                after = Q(**{f"{order[0]}__gte": last[0]}) & after
+            page = rows.filter(after)
+        batch = list(page[:size])
+        if not batch:
+            return
+        yield batch
+        last = tuple(getattr(batch[-1], column) for column in order)
+
+
+def _map_rows(table: str, rows: list[tuple[str, UUID, UUID | None]]) -> None:
+    """Record which aggregate and event each legacy row became (legacy id, aggregate, event)."""
+    if not rows:
+        return
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with store.binding_cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO legacy_migration_map (legacy_table, legacy_id, aggregate_id, event_id,"
+                " migrated_at) SELECT %b, l, a, e, %b FROM unnest(%b::text[], %b::uuid[],"
+                " %b::uuid[]) AS x (l, a, e)",
+                [table, now, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+            )
+        return
+    m.MigrationMap.objects.bulk_create(
+        [m.MigrationMap(legacy_table=table, legacy_id=legacy_id, aggregate_id=aggregate_id,
+                        event_id=event_id, migrated_at=now)
+         for legacy_id, aggregate_id, event_id in rows], batch_size=500)
+
+
 def _patient_clinics(provider_id: str) -> Iterable[UUID]:
     """Return the clinics of the patients a provider saw or wrote about."""
     clinics: dict[str, None] = defaultdict(lambda: None)
@@ -334,7 +499,7 @@ def _patient_clinics(provider_id: str) -> Iterable[UUID]:
 
 
 def migrate(*, batch_size: int = 1000, dry_run: bool = False, progress: bool = False,
-            only_since: datetime | None = None) -> MigrationReport:
+            only_since: datetime | None = None, batched: bool = True) -> MigrationReport:
     """Migrate the legacy rows not migrated yet; return what was done and what was refused."""
     return Migrator(batch_size=batch_size, dry_run=dry_run, progress=progress,
-                    only_since=only_since).run()
+                    only_since=only_since, batched=batched).run()

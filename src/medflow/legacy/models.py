@@ -83,6 +83,8 @@ class Encounter(LegacyRow):
 
     class Meta:
         db_table = "legacy_encounters"
+        # The migration reads the table in this order, a page at a time.
+        indexes = [models.Index(fields=["start", "id"], name="legacy_enc_start_idx")]
 
 
 class Diagnosis(LegacyRow):
@@ -95,6 +97,8 @@ class Diagnosis(LegacyRow):
 
     class Meta:
         db_table = "legacy_diagnoses"
+        # The migration reads the table in this order, a page at a time.
+        indexes = [models.Index(fields=["start", "id"], name="legacy_diag_start_idx")]
 
 
 class Medication(LegacyRow):
@@ -109,6 +113,8 @@ class Medication(LegacyRow):
 
     class Meta:
         db_table = "legacy_medications"
+        # The migration reads the table in this order, a page at a time.
+        indexes = [models.Index(fields=["start", "id"], name="legacy_med_start_idx")]
 
 
 class VitalSigns(LegacyRow):
@@ -128,6 +134,8 @@ class VitalSigns(LegacyRow):
 
     class Meta:
         db_table = "legacy_vital_signs"
+        # The migration reads the table in this order, a page at a time.
+        indexes = [models.Index(fields=["measured_at", "id"], name="legacy_vitals_time_idx")]
 
 
 class LabResult(LegacyRow):
@@ -142,6 +150,8 @@ class LabResult(LegacyRow):
 
     class Meta:
         db_table = "legacy_lab_results"
+        # The migration reads the table in this order, a page at a time.
+        indexes = [models.Index(fields=["effective_at", "id"], name="legacy_lab_time_idx")]
 
 
 class ClinicalNote(LegacyRow):
@@ -153,6 +163,8 @@ class ClinicalNote(LegacyRow):
 
     class Meta:
         db_table = "legacy_clinical_notes"
+        # The migration reads the table in this order, a page at a time.
+        indexes = [models.Index(fields=["written_at", "id"], name="legacy_note_time_idx")]
 
 
 class MigrationMap(models.Model):
