@@ -81,7 +81,29 @@ def test_register_refusals_name_their_field(web, registered):
     assert StoredEvent.objects.count() == before
 
 
-def test_update_patient_and_version_conflict(web, doctor_ctx, registered):
+def test_all_missing_required_fields_are_shown_at_once(web):
+    before = StoredEvent.objects.count()
+    response = web.post("/patients/new/", {"given_names": "Grace"})
+    page = text(response)
+    assert response.status_code == 422
+    for name, label in (("mrn", "MRN"), ("family_name", "Family name"),
+                        ("birth_date", "Birth date")):
+        assert field_error(page, name) == f"{label} is required."
+        assert f'<a href="#f-{name}">{label} is required.</a>' in page  # the summary links to it
+    assert not field_error(page, "given_names") and 'value="Grace"' in page
+    assert re.search(r'<input id="f-mrn"[^>]* autofocus', page)  # focus goes to the first one
+    assert page.count(" autofocus") == 1
+    assert StoredEvent.objects.count() == before
+
+
+def test_service_messages_use_the_fields_label(web):
+    page = text(web.post("/patients/new/", {**PATIENT, "email": "not-an-email"}))
+    assert field_error(page, "email").startswith("Email: ")
+
+
+def test_update_patient_and_version_conflict(web, doctor, doctor_ctx, registered):
+    doctor.first_name, doctor.last_name = "Gregory", "House"
+    doctor.save()
     form = text(web.get(f"/patients/{registered}/edit/"))
     assert 'name="version" value="1"' in form and 'value="Lovelace"' in form
     fields = {"mrn": "MRN-1", "given_names": "Ada", "family_name": "King", "birth_date": "1980-12-10",
@@ -95,7 +117,10 @@ def test_update_patient_and_version_conflict(web, doctor_ctx, registered):
     response = web.post(f"/patients/{registered}/edit/", {**fields, "phone": "+44 3", "version": "2"})
     page = text(response)
     assert response.status_code == 409
-    assert "changed by dr_house at" in page and "reload" in page
+    last = StoredEvent.objects.filter(aggregate_id=registered).order_by("-version").first()
+    at = timezone.localtime(last.timestamp).strftime("%H:%M")
+    assert f"changed by Gregory House (dr_house) at {at} (PatientUpdated)" in page
+    assert f'<a href="/patients/{registered}/edit/">Reload the form</a>' in page
     assert PatientReadModel.objects.get(id=registered).current_data["phone"] == "+44 2"
 
 
@@ -169,13 +194,14 @@ def test_prescribe_approve_and_discontinue(system, clinic, web, registered):
                          "route": "oral", "frequency": "daily", "needs_approval": "on"})
     assert response.status_code == 302
     page = text(web.get(f"/patients/{registered}/"))
-    assert "awaiting approval" in page
-    prescription_id = re.search(r"/prescriptions/([0-9a-f-]{36})/approve/", page).group(1)
-    # The prescriber may not approve their own: the refusal is shown on the chart.
+    # The prescriber may not approve their own: no button for them, and the service refuses.
+    assert "awaiting approval by another doctor" in page and "/approve/" not in page
+    prescription_id = re.search(r"/prescriptions/([0-9a-f-]{36})/discontinue/", page).group(1)
     url = f"/patients/{registered}/prescriptions/{prescription_id}/approve/"
     response = web.post(url, {"version": "1"}, follow=True)
-    assert "may not approve" in text(response) or "prescriber" in text(response)
+    assert "another doctor than its prescriber" in text(response)
     colleague = browser(make_staff(system, clinic, "dr_wilson"))
+    assert url in text(colleague.get(f"/patients/{registered}/"))
     assert colleague.post(url, {"version": "1"}).status_code == 302
     assert "awaiting approval" not in text(web.get(f"/patients/{registered}/"))
     # Discontinue: the reason is required; a stale version is a conflict.

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
+from medflow.access.services import break_glass
 from medflow.audit.chain import record_reads
 from medflow.audit.models import AccessLogEntry
 from medflow.clinical import services as clinical
@@ -19,6 +21,7 @@ from medflow.work.services import assign_task, raise_alert
 from tests.conftest import make_staff
 
 pytestmark = pytest.mark.django_db
+User = get_user_model()
 
 
 def browser(user) -> Client:
@@ -320,9 +323,74 @@ def test_audit_view_for_admins_with_break_glass_highlighted(system, clinic, web,
     assert response.status_code == 200
     assert "dr_house" in page and f"GET /patients/{registered}/" in page
     assert '<tr class="breakglass">' in page and "visiting_dr" in page and "BREAK-GLASS" in page
+    assert "Break-glass grants" not in page  # none was granted: the read above was made up
     only = text(browser(admin).get(f"/patients/{registered}/audit/", {"break_glass": "1"}))
     assert "visiting_dr" in only and "dr_house" not in only.split("Who accessed")[1]
     assert "Access log" in text(browser(admin).get(f"/patients/{registered}/"))
+
+
+def test_history_from_before_the_registration_shows_an_empty_before(web, registered):
+    before = timezone.localtime() - timedelta(days=1)
+    response = web.get(f"/patients/{registered}/history/",
+                       {"before": before.strftime("%Y-%m-%dT%H:%M:%S")})
+    page = text(response)
+    assert response.status_code == 200
+    assert '<tr class="changed"><th scope="row">family name' in page and "Lovelace" in page
+    assert "not registered yet" in page
+
+
+# Every page that shows a patient puts the read in the access log, once per request.
+PATIENT_PAGES = ("", "timeline/", "history/", "edit/", "vitals/new/", "diagnoses/new/",
+                 "prescriptions/new/", "labs/new/", "notes/new/", "appointments/new/")
+
+
+@pytest.mark.parametrize("suffix", PATIENT_PAGES)
+def test_each_patient_page_logs_the_read(web, registered, suffix):
+    path = f"/patients/{registered}/{suffix}"
+    assert web.get(path).status_code == 200
+    logged = [e for e in reads_of(registered) if e.action == f"GET {path}"]
+    assert len(logged) == 1 and logged[0].username == "dr_house"
+
+
+@pytest.mark.parametrize("query", ["Lovelace", "MRN-1", "1980-12-10"])
+def test_search_pages_log_the_patients_they_list(web, registered, query):
+    for path in ("/patients/", "/patients/results/"):
+        assert "Lovelace" in text(web.get(path, {"q": query}))
+        assert [e for e in reads_of(registered) if e.action == f"GET {path}"]
+
+
+def test_audit_view_lists_break_glass_grants_and_their_reason(system, clinic, other_clinic,
+                                                              registered):
+    visitor = make_staff(system, other_clinic, "visiting_dr", "doctor")
+    ctx = Context(user_id=visitor.pk, username="visiting_dr", role="doctor",
+                  clinic_ids=frozenset({other_clinic.id}))
+    break_glass(ctx, registered, reason="Unconscious in the ER")
+    assert "Lovelace" in text(browser(visitor).get(f"/patients/{registered}/"))
+    admin = make_staff(system, clinic, "auditor", "admin")
+    page = text(browser(admin).get(f"/patients/{registered}/audit/"))
+    grants, log = page.split("Who accessed", 1)
+    assert "Break-glass grants (1)" in grants and "Unconscious in the ER" in grants
+    row = next(r for r in log.split("<tr")[1:] if "visiting_dr" in r)
+    assert 'class="breakglass"' in row and "Unconscious in the ER" in row
+
+
+def test_audit_view_logs_the_admins_read(system, clinic, registered):
+    admin = make_staff(system, clinic, "auditor", "admin")
+    assert browser(admin).get(f"/patients/{registered}/audit/").status_code == 200
+    assert [e for e in reads_of(registered) if e.username == "auditor"]
+
+
+def test_chart_offers_only_the_actions_the_role_may_take(system, clinic, registered):
+    doctor_page = text(browser(User.objects.get(username="dr_house")).get(f"/patients/{registered}/"))
+    for action in ("Record vitals", "Add diagnosis", "Prescribe", "Order lab", "Write note",
+                   "Schedule", "Edit demographics"):
+        assert f">{action}</a>" in doctor_page
+    nurse = text(browser(make_staff(system, clinic, "nurse", "nurse")).get(f"/patients/{registered}/"))
+    assert ">Record vitals</a>" in nurse and ">Write note</a>" in nurse
+    assert ">Prescribe</a>" not in nurse and ">Order lab</a>" not in nurse
+    admin = text(browser(make_staff(system, clinic, "auditor", "admin")).get(f"/patients/{registered}/"))
+    assert ">Record vitals</a>" not in admin and ">Prescribe</a>" not in admin
+    assert ">Access log</a>" in admin and ">Access log</a>" not in doctor_page
 
 
 def test_audit_view_is_refused_to_clinicians(web, registered):

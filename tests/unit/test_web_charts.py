@@ -47,6 +47,7 @@ def test_reference_band_is_drawn_and_described():
     chart = charts.Chart("K", "mmol/L", [series("K", 4.0, 6.0)], band=(3.5, 5.1))
     svg = charts.render(chart)
     assert 'class="band"' in svg and "reference range 3.5 to 5.1 mmol/L" in svg
+    assert svg.count('class="band-limit"') == 2
 
 
 def test_single_point_and_empty_chart():
@@ -76,3 +77,27 @@ def test_lab_charts_one_per_test_with_its_latest_range():
     (chart,) = charts.lab_charts(rows)
     assert chart.title == "Potassium (2823-3)" and chart.band == (3.5, 5.1)
     assert [v for _, v in chart.series[0].points] == [4.0, 5.5]
+
+
+def test_ticks_are_round_numbers_inside_the_range():
+    assert charts._ticks(76.5, 146.5) == [80, 100, 120, 140]
+    assert charts._ticks(69.8, 71.9) == [70.0, 70.5, 71.0, 71.5]
+    assert charts._ticks(5, 5) == [5]
+
+
+def test_values_outside_the_reference_range_are_ringed_and_counted():
+    chart = charts.Chart("K", "mmol/L", [series("K", 3.0, 4.0, 6.0)], band=(3.5, 5.1))
+    svg = charts.render(chart)
+    assert svg.count('class="outside"') == 2
+    assert "K 6 mmol/L on 2024-01-03 09:00 (above the reference range)" in svg
+    assert "K 3 mmol/L on 2024-01-01 09:00 (below the reference range)" in svg
+    assert "2 values outside the reference range" in svg
+
+
+def test_lab_charts_put_tests_with_abnormal_values_first():
+    def row(code, value, day, low=None, high=None):
+        return {"loinc_code": code, "display": code, "value": value, "unit": "u",
+                "reference_low": low, "reference_high": high,
+                "effective_at": T0 + timedelta(days=day)}
+    rows = [row("no-range", 1, 9), row("normal", 4, 5, 3.5, 5.1), row("high", 7, 1, 3.5, 5.1)]
+    assert [c.series[0].label for c in charts.lab_charts(rows)] == ["high", "normal", "no-range"]

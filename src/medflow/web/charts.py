@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from itertools import count
+from math import ceil, floor, log10
 
 WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 52
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 30, 52  # TOP leaves room for the unit above the axis
 # Colours with at least 3:1 contrast on white (WCAG non-text contrast); series also differ in
 # marker shape so that colour is never the only cue.
 COLOURS = ("#1f5fa8", "#b3261e", "#2e7d32", "#6a3fa0")
@@ -40,11 +41,30 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def _ticks(low: float, high: float, n: int = 4) -> list[float]:
-    if high == low:
+def _ticks(low: float, high: float, n: int = 5) -> list[float]:
+    """Return about n+1 round values (steps of 1, 2, 2.5 or 5 times a power of ten) in the range."""
+    if high <= low:
         return [low]
-    step = (high - low) / n
-    return [low + step * i for i in range(n + 1)]
+    raw = (high - low) / n
+    magnitude = 10 ** floor(log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = ceil(low / step)
+    ticks = []
+    while (first + len(ticks)) * step <= high + step * 1e-9:
+        ticks.append(round((first + len(ticks)) * step, 10))
+    return ticks
+
+
+def _outside(value: float, band: tuple[float | None, float | None] | None) -> str:
+    """Return "above" or "below" when a value is outside the reference range, else ""."""
+    if band is None:
+        return ""
+    low, high = band
+    if high is not None and value > high:
+        return "above"
+    if low is not None and value < low:
+        return "below"
+    return ""
 
 
 def _marker(kind: str, x: float, y: float, colour: str, label: str) -> str:
@@ -78,6 +98,8 @@ def describe(chart: Chart) -> str:
         low, high = chart.band
         parts.append(f"{chart.band_label} {_fmt(low) if low is not None else '-'} to "
                      f"{_fmt(high) if high is not None else '-'} {chart.unit}".rstrip())
+        outside = sum(1 for s in chart.series for _, v in s.points if _outside(v, chart.band))
+        parts.append(f"{outside} value{'s' if outside != 1 else ''} outside the {chart.band_label}")
     return ". ".join(parts) + "." if parts else "No values."
 
 
@@ -119,17 +141,28 @@ def render(chart: Chart) -> str:
             f'<rect class="band" x="{LEFT}" y="{y(b_high):.1f}" width="{plot_w}" '
             f'height="{max(y(b_low) - y(b_high), 0):.1f}" fill="#e3f1e4"/>'
         )
-    for tick in _ticks(low + pad, high - pad):
+        # The pale band alone is too faint (WCAG 1.4.11): its limits get dashed lines in a
+        # colour with 3:1 contrast on white.
+        for limit in band:
+            if limit is not None:
+                out.append(f'<line class="band-limit" x1="{LEFT}" x2="{WIDTH - RIGHT}" '
+                           f'y1="{y(limit):.1f}" y2="{y(limit):.1f}" stroke="#2e7d32" '
+                           'stroke-dasharray="6 4"/>')
+    for tick in _ticks(low, high):
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
                    'stroke="#d0d0d0"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">'
-                   f"{escape(f'{tick:.4g}')}</text>")
+                   f"{escape(_fmt(tick))}</text>")
     first, last = min(points)[0], max(points)[0]
     out.append(f'<text x="{LEFT}" y="{TOP + plot_h + 18}">{first:%Y-%m-%d}</text>')
     if last != first:
         out.append(f'<text x="{WIDTH - RIGHT}" y="{TOP + plot_h + 18}" text-anchor="end">'
                    f"{last:%Y-%m-%d}</text>")
-    out.append(f'<text x="{LEFT / 2}" y="{TOP + 4}" text-anchor="middle">{escape(chart.unit)}</text>')
+        if t1 - t0 > 86400 * 60:  # a middle date when the points span months
+            middle = datetime.fromtimestamp((t0 + t1) / 2, tz=first.tzinfo)
+            out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h + 18}" '
+                       f'text-anchor="middle">{middle:%Y-%m-%d}</text>')
+    out.append(f'<text x="4" y="16">{escape(chart.unit)}</text>')
     out.append("</g>")
     for index, s in enumerate(chart.series):
         colour, marker = COLOURS[index % len(COLOURS)], MARKERS[index % len(MARKERS)]
@@ -137,8 +170,14 @@ def render(chart: Chart) -> str:
         out.append(f'<g class="series"><polyline points="{coords}" fill="none" stroke="{colour}" '
                    'stroke-width="2"/>')
         for t, v in s.points:
-            out.append(_marker(marker, x(t), y(v), colour,
-                               f"{s.label} {_fmt(v)} {chart.unit} on {t:%Y-%m-%d %H:%M}"))
+            side = _outside(v, chart.band)
+            tip = f"{s.label} {_fmt(v)} {chart.unit} on {t:%Y-%m-%d %H:%M}"
+            if side:
+                # Out of range: a ring around the point, so that it stands out without colour.
+                tip += f" ({side} the {chart.band_label})"
+                out.append(f'<circle class="outside" cx="{x(t):.1f}" cy="{y(v):.1f}" r="8" '
+                           f'fill="none" stroke="{COLOURS[1]}" stroke-width="2"/>')
+            out.append(_marker(marker, x(t), y(v), colour, tip))
         out.append("</g>")
     # Legend
     lx = LEFT
@@ -189,4 +228,9 @@ def lab_charts(results: list[dict]) -> list[Chart]:
             [Series(latest["display"], [(r["effective_at"], float(r["value"])) for r in rows])],
             band=band if any(b is not None for b in band) else None,
         ))
+    # Most telling first: tests with a reference range, those with values outside it, then the
+    # most recently measured.
+    charts.sort(key=lambda c: c.series[0].points[-1][0].timestamp(), reverse=True)
+    charts.sort(key=lambda c: (c.band is None,
+                               not any(_outside(v, c.band) for _, v in c.series[0].points)))
     return charts

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -40,6 +41,7 @@ class Form:
         if data:
             self.values.update({k: str(v) for k, v in data.items() if v is not None})
         self.errors: dict[str, str] = {}
+        self.conflict = False
 
     @classmethod
     def from_post(cls, fields: list[Field], post) -> "Form":
@@ -60,6 +62,32 @@ class Form:
     def general_error(self) -> str | None:
         return self.errors.get(GENERAL)
 
+    @property
+    def field_errors(self) -> list[tuple[str, str]]:
+        """Return (field name, message) of the errors shown next to a field, in form order."""
+        return [(f.name, self.errors[f.name]) for f in self.fields
+                if f.name in self.errors and f.type != "hidden"]
+
+    @property
+    def first_error_field(self) -> str | None:
+        """Return the first field with an error (it takes the focus when the form comes back)."""
+        return next((name for name, _ in self.field_errors), None)
+
+    def check_required(self) -> bool:
+        """Mark every required field left empty at once; return whether all are filled.
+
+        The services refuse one missing value at a time; checking here first lets the person
+        see all of them in one go, each next to its field.
+        """
+        for f in self.fields:
+            if f.required and not self.values.get(f.name):
+                self.errors[f.name] = f"{f.label} is required."
+        return not self.errors
+
+    def label(self, name: str) -> str:
+        """Return the label a field is shown with (its name when it has none)."""
+        return next((f.label for f in self.fields if f.name == name and f.label), name)
+
     # Parsing: each raises InvalidInput naming the field, like the services do.
 
     def text(self, name: str) -> str | None:
@@ -73,7 +101,7 @@ class Form:
             return kind(raw)
         except ValueError:
             what = "a whole number" if kind is int else "a number"
-            raise InvalidInput(f"{name} must be {what}", field=name) from None
+            raise InvalidInput(f"{self.label(name)} must be {what}", field=name) from None
 
     def date(self, name: str) -> date | None:
         raw = self.values.get(name, "")
@@ -81,11 +109,11 @@ class Form:
             return None
         value = parse_date(raw)
         if value is None:
-            raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)", field=name)
+            raise InvalidInput(f"{self.label(name)} must be a date (YYYY-MM-DD)", field=name)
         return value
 
     def datetime(self, name: str) -> datetime | None:
-        return parse_local_datetime(self.values.get(name, ""), name)
+        return parse_local_datetime(self.values.get(name, ""), name, label=self.label(name))
 
     def checked(self, name: str) -> bool:
         return bool(self.values.get(name))
@@ -94,11 +122,17 @@ class Form:
         """Put a refused command's message next to the field it names (or above the form)."""
         if isinstance(exc, VersionConflict):
             self.errors[GENERAL] = conflict_message(aggregate_id, exc)
+            self.conflict = True
             return
-        self.errors[field_for(exc.field, [f.name for f in self.fields])] = exc.message
+        name = field_for(exc.field, [f.name for f in self.fields])
+        message = exc.message
+        if name != GENERAL and message.startswith(f"{exc.field}: "):
+            # Validation messages start with the field's code name: show its label instead.
+            message = f"{self.label(name)}: {message[len(exc.field) + 2:]}"
+        self.errors[name] = message[:1].upper() + message[1:]
 
 
-def parse_local_datetime(raw: str, name: str) -> datetime | None:
+def parse_local_datetime(raw: str, name: str, *, label: str = "") -> datetime | None:
     """Parse a datetime-local value (or ISO 8601), in the server's time zone unless it has one."""
     raw = (raw or "").strip()
     if not raw:
@@ -110,7 +144,7 @@ def parse_local_datetime(raw: str, name: str) -> datetime | None:
     if value is None:
         day = parse_date(raw)
         if day is None:
-            raise InvalidInput(f"{name} must be a date and time", field=name)
+            raise InvalidInput(f"{label or name} must be a date and time", field=name)
         value = datetime(day.year, day.month, day.day)
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
@@ -138,7 +172,18 @@ def conflict_message(aggregate_id: UUID | None, exc: VersionConflict) -> str:
     if not events:
         return f"{exc.message} — reload and try again."
     last = events[-1]
-    who = last.metadata.get("username") or "someone"
-    when = timezone.localtime(last.timestamp).strftime("%Y-%m-%d %H:%M")
-    return (f"This record was changed by {who} at {when} ({last.event_type}) after you opened "
-            "it — reload to see the change, then try again.")
+    who = _person(last.metadata)
+    when = timezone.localtime(last.timestamp)
+    day = "" if when.date() == timezone.localdate() else f" on {when:%Y-%m-%d}"
+    return (f"This record was changed by {who} at {when:%H:%M}{day} ({last.event_type}) after you "
+            "opened it — reload to see the change, then try again.")
+
+
+def _person(metadata: dict[str, Any]) -> str:
+    """Return the full name and username of whoever an event's metadata names."""
+    username = metadata.get("username")
+    if not username:
+        return "someone"
+    user = get_user_model().objects.filter(pk=metadata.get("user_id")).first()
+    name = user.get_full_name() if user is not None else ""
+    return f"{name} ({username})" if name else username

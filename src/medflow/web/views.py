@@ -19,6 +19,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from medflow.access.models import Membership
+from medflow.access.permissions import allows
 from medflow.access.request_context import context_for
 from medflow.clinical import queries as clinical_queries
 from medflow.clinical import services as clinical
@@ -37,7 +38,10 @@ from medflow.web.forms import Field, Form, conflict_message, parse_local_datetim
 from medflow.web.middleware import SESSION_KEY
 from medflow.work import queries as work_queries
 
-CLINICAL_READERS = ("doctor", "nurse", "admin")
+# The chart's "latest" line, in reading order: measurement name -> label.
+VITAL_LABELS = {"systolic": "Systolic BP", "diastolic": "Diastolic BP", "heart_rate": "Heart rate",
+                "respiratory_rate": "Respiratory rate", "temperature_c": "Temperature",
+                "spo2": "SpO2", "weight_kg": "Weight", "height_cm": "Height", "bmi": "BMI"}
 TIMELINE_KINDS = ("patient", "vitals", "diagnosis", "medication", "lab", "note", "encounter",
                   "appointment", "task", "alert")
 
@@ -103,7 +107,7 @@ def _form_page(request: HttpRequest, form: Form, *, title: str, patient: dict | 
                submit: str, cancel: str, status: int | None = None) -> HttpResponse:
     code = status or (422 if form.errors else 200)
     return page(request, "form.html", code, form=form, title=title, patient=patient, submit=submit,
-                cancel=cancel)
+                cancel=cancel, reload=request.path)
 
 
 def _run_form(request: HttpRequest, fields: list[Field], *, title: str, submit: str,
@@ -115,6 +119,9 @@ def _run_form(request: HttpRequest, fields: list[Field], *, title: str, submit: 
         return _form_page(request, Form(fields, initial), title=title, patient=patient,
                           submit=submit, cancel=cancel)
     form = Form.from_post(fields, request.POST)
+    if not form.check_required():
+        return _form_page(request, form, title=title, patient=patient, submit=submit,
+                          cancel=cancel)
     try:
         result = action(form)
     except MedflowError as exc:
@@ -178,11 +185,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     today = timezone.localdate()
     day = []
     if ctx.role in ("doctor", "nurse"):
+        # provider_day, task_queue and alert_list log the patients they show.
         day = scheduling_queries.provider_day(ctx, request.user.pk, today,
                                               timezone.get_current_timezone())
-        for entry in day:
-            if entry.patient is not None:
-                ctx.note_read(entry.patient.id, entry.patient.clinic_id)
     task_total, tasks = work_queries.task_queue(ctx, limit=20)
     alert_total, alerts = work_queries.alert_list(ctx, limit=20)
     return page(request, "dashboard.html", today=today, day=day, tasks=tasks, task_total=task_total,
@@ -228,7 +233,7 @@ def chart(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     if as_of is not None and as_of > timezone.now():
         raise InvalidInput("as_of must not be in the future", field="as_of")
     appointments = scheduling_queries.patient_appointments(ctx, patient_id, as_of=as_of)
-    if ctx.role not in CLINICAL_READERS:
+    if not allows(ctx.role, "clinical.read"):
         # Receptionists see demographics and appointments, no clinical detail.
         view = (patient_queries.get_patient(ctx, patient_id) if as_of is None
                 else patient_queries.get_patient_at(ctx, patient_id, as_of=as_of))
@@ -245,11 +250,19 @@ def chart(request: HttpRequest, patient_id: UUID) -> HttpResponse:
         vitals=list(reversed(vitals_rows))[:10],
         vital_charts=[_svg(c) for c in charts.vital_charts(vitals_rows)],
         recent_labs=list(reversed(results))[:15],
-        lab_charts=[_svg(c) for c in charts.lab_charts(results)][:6],
+        lab_charts=[_svg(c) for c in charts.lab_charts(results)[:6]],
         open_orders=[o for o in orders if o["status"] == "placed"
                      or (o["status"] == "resulted" and o["result_count"] < len(o["tests"]))][:10],
-        latest_vitals=sorted(record["latest_vitals"].items()),
+        latest_vitals=_latest_vitals(record["latest_vitals"]),
     )
+
+
+def _latest_vitals(latest: dict[str, dict]) -> list[dict[str, Any]]:
+    """Return the latest value of each vital sign, labelled, in the usual reading order."""
+    order = list(VITAL_LABELS)
+    names = sorted(latest, key=lambda n: (order.index(n) if n in order else len(order), n))
+    return [{"label": VITAL_LABELS.get(name, name.replace("_", " ")), **latest[name]}
+            for name in names]
 
 
 @ui
@@ -277,23 +290,35 @@ def history(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     events = patient_queries.patient_history(ctx, patient_id)
     before = parse_local_datetime(request.GET.get("before", ""), "before")
     after = parse_local_datetime(request.GET.get("after", ""), "after")
-    rows = []
+    rows, not_yet = [], False
     if before or after:
-        a = patient_queries.get_patient_at(ctx, patient_id, as_of=before) if before else None
-        b = patient_queries.get_patient_at(ctx, patient_id, as_of=after) if after else None
-        a_data = a.data if a else {}
-        b_data = b.data if b else patient
+        a_data = _patient_at(ctx, patient_id, before) if before else {}
+        not_yet = before is not None and not a_data
+        b_data = _patient_at(ctx, patient_id, after) if after else patient
         for name in DIFF_FIELDS:
             old, new = a_data.get(name), b_data.get(name)
             rows.append({"name": name, "before": _show(old), "after": _show(new),
                          "changed": old != new})
     return page(request, "history.html", patient=patient, events=events, rows=rows,
-                before=request.GET.get("before", ""), after=request.GET.get("after", ""))
+                before=request.GET.get("before", ""), after=request.GET.get("after", ""),
+                not_yet=not_yet)
+
+
+def _patient_at(ctx: Context, patient_id: UUID, when: datetime) -> dict[str, Any]:
+    """Return the demographics as they stood at a time (empty before the registration)."""
+    try:
+        return patient_queries.get_patient_at(ctx, patient_id, as_of=when).data
+    except NotFound as exc:
+        if exc.field != "as_of":
+            raise
+        return {}
 
 
 def _show(value: Any) -> str:
     if value is None or value == "":
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, dict):
         lines = [*value.get("lines", []), value.get("city", ""), value.get("state", ""),
                  value.get("postal_code", ""), value.get("country", "")]
@@ -307,7 +332,8 @@ def audit(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     only = request.GET.get("break_glass") == "1"
     total, entries = web_queries.access_log(ctx, patient_id, break_glass_only=only)
     return page(request, "audit.html", patient=_patient_header(ctx, patient_id), entries=entries,
-                total=total, break_glass_only=only)
+                total=total, break_glass_only=only,
+                grants=web_queries.break_glass_grants(ctx, patient_id))
 
 
 # Patient forms ----------------------------------------------------------------------------------

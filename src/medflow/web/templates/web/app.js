@@ -17,3 +17,14 @@
     }, 200);
   });
 })();
+
+// After a form, the page opens at the section that changed (#vitals, #notes...): show the
+// confirmation there rather than at the top, out of sight. Without script it stays at the top.
+(function () {
+  var box = document.querySelector(".messages");
+  var target = location.hash && document.getElementById(location.hash.slice(1));
+  if (!box || !target) return;
+  var heading = target.querySelector("h2");
+  target.insertBefore(box, heading ? heading.nextSibling : target.firstChild);
+  target.scrollIntoView();
+})();
