@@ -45,3 +45,22 @@ def test_a_demo_timeline_shows_the_clinical_history_in_order(demo):
     chart = api.get(f"/api/patients/{patient.id}/chart").json()
     assert chart["patient"]["family_name"] == "Wunsch"
     assert chart["latest_vitals"] and chart["recent_notes"]
+
+
+def test_a_second_demo_doctor_approves_what_demo_prescribes(demo):
+    patient = PatientReadModel.objects.get(mrn="MRN-00002")
+    users = get_user_model().objects
+    prescriber, approver = (
+        Client(HTTP_AUTHORIZATION=f"Bearer {create_token(users.get(username=name))[1]}")
+        for name in ("demo", "demo-doctor"))
+    assert users.get(username="demo-doctor").check_password("demo")
+    written = prescriber.post(
+        f"/api/patients/{patient.id}/prescriptions", content_type="application/json",
+        data={"drug_code": "197361", "drug_name": "Amlodipine 5 MG Oral Tablet", "dose": "5 mg",
+              "route": "oral", "frequency": "once daily", "needs_approval": True})
+    assert written.status_code == 201, written.content
+    prescription = written.json()["id"]
+    assert prescriber.post(f"/api/prescriptions/{prescription}/approve",
+                           HTTP_IF_MATCH="1").status_code == 422
+    approved = approver.post(f"/api/prescriptions/{prescription}/approve", HTTP_IF_MATCH="1")
+    assert approved.status_code == 200, approved.content

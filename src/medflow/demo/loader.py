@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 DEMO_CLINIC_ID = uuid.UUID("00000000-0000-4000-8000-00000000d3e0")
 DEMO_NAMESPACE = uuid.UUID("5b1c6d2e-9f0a-4d4b-8c1e-6a7f3e2d1c0b")
 # username, password, role in the demo clinic (development only).
+# A second doctor, because a prescription that needs approval is approved by another doctor.
 DEMO_USERS = (("demo", "demo", "doctor"), ("demo-nurse", "demo", "nurse"),
-              ("demo-desk", "demo", "receptionist"), ("demo-admin", "demo", "admin"))
+              ("demo-desk", "demo", "receptionist"), ("demo-admin", "demo", "admin"),
+              ("demo-doctor", "demo", "doctor"))
 ENCOUNTER_KINDS = {
     "wellness": "ambulatory", "outpatient": "ambulatory", "ambulatory": "ambulatory",
     "urgentcare": "walk_in", "emergency": "emergency", "inpatient": "inpatient",
