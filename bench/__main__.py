@@ -23,10 +23,19 @@ from bench.progress import say
 
 BACKENDS = ("sqlite", "postgresql")
 THROWAWAY_MASTER_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-# MedFlow's scenarios run in two phases, each on a fresh database: the append scenarios write
+# MedFlow's scenarios run in phases, each on a fresh database: the append scenarios write
 # streams no projection could replay (bulk rows without a registration), so the rebuild and the
-# reads get a log of their own.
-PHASES = (("appends", ("service", "concurrent", "bulk", "load")), ("log", ("rebuild", "reads")))
+# reads get a log of their own; the partitions scenario reshapes event_store, and the search
+# fills a read model of its own. Each phase names the backends it runs on.
+PHASES = (
+    ("appends", ("service", "concurrent", "bulk", "load"), BACKENDS),
+    ("log", ("rebuild", "reads"), BACKENDS),
+    # SQLite has no partitions.
+    ("partitions", ("partitions",), ("postgresql",)),
+    ("search", ("search",), BACKENDS),
+)
+# The scenarios the eventsourcing peer has a counterpart for.
+PEER_SCENARIOS = ("service", "concurrent", "bulk", "load", "rebuild", "reads")
 
 
 def parse_args() -> argparse.Namespace:
@@ -94,9 +103,9 @@ def run_backend(backend: str, args, workload_args: list[str], scenarios: list[st
         "MEDFLOW_MASTER_KEY": os.environ.get("MEDFLOW_MASTER_KEY") or THROWAWAY_MASTER_KEY,
     }
     merged: dict = {"figures": {}, "scenario_seconds": {}, "event_store_rows": {}}
-    for phase_name, phase in PHASES:
+    for phase_name, phase, backends in PHASES:
         chosen = [name for name in phase if name in scenarios]
-        if not chosen:
+        if not chosen or backend not in backends:
             continue
         target = fresh(backend)
         if target.skipped:
@@ -106,16 +115,23 @@ def run_backend(backend: str, args, workload_args: list[str], scenarios: list[st
         result = child("bench.run_backend", [*workload_args, "--only", ",".join(chosen), *extra],
                        {**base_env, "DATABASE_URL": target.url})
         if result is None:
-            return None, None
+            # Keep the other phases' figures: a long run should not lose them all to one failure.
+            merged.setdefault("failed_phases", []).append(phase_name)
+            continue
         merged["database_url"] = databases.redacted(target.url)
         merged["figures"] |= result.pop("figures")
         merged["scenario_seconds"] |= result.pop("scenario_seconds")
         merged["event_store_rows"][phase_name] = result.pop("event_store_rows")
         merged |= result
-    if not args.no_peer:
+    if "database" not in merged:
+        if merged.get("failed_phases"):
+            return None, None
+        return None, f"no scenario of {', '.join(scenarios)} runs on {backend}"
+    peer_scenarios = [name for name in scenarios if name in PEER_SCENARIOS]
+    if not args.no_peer and peer_scenarios:
         target, db = fresh_peer(backend)
         say(f"== {backend}: eventsourcing peer on {databases.redacted(target.url)}")
-        peer = child("bench.peers", [*workload_args, "--only", ",".join(scenarios),
+        peer = child("bench.peers", [*workload_args, "--only", ",".join(peer_scenarios),
                                      "--backend", backend, "--db", db], base_env)
         # A failed peer leaves MedFlow's figures standing; the results say it failed.
         merged["peer"] = {**(peer or {"failed": True}), "database_url": databases.redacted(target.url)}
@@ -148,6 +164,7 @@ def main() -> int:
         if result is None:
             failed.append(backend)
             continue
+        failed += [f"{backend}: {phase}" for phase in result.get("failed_phases", [])]
         server = {"postgresql_server": result["database"]["version"]} if (
             backend == "postgresql") else {}
         runs.append({"backend": backend, **common, "machine": {**host, **server}, **result})

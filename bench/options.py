@@ -5,10 +5,11 @@ from dataclasses import asdict, dataclass, fields
 
 # Sizes of `--quick`: a smoke run of both backends and the eventsourcing peer in about a minute.
 QUICK = {"n": 200, "events": 5_000, "stream": 1_000, "loads": 10, "rebuild_events": 20_000,
-         "reads": 200}
+         "reads": 200, "partition_events": 36_000, "partition_loads": 100,
+         "search_patients": 10_000, "searches": 120}
 
 # The scenarios, in the order they run; `--only` picks some of them.
-SCENARIOS = ("service", "concurrent", "bulk", "load", "rebuild", "reads")
+SCENARIOS = ("service", "concurrent", "bulk", "load", "rebuild", "reads", "partitions", "search")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class Workload:
     rebuild_events: int = 1_000_000  # events in the log that the projections are rebuilt from
     events_per_patient: int = 50  # stream length of the rebuild log (registration + updates)
     reads: int = 2_000  # timed patient reads (random patients) on the rebuilt read models
+    partition_events: int = 360_000  # other events in event_store beside the streams loaded
+    partition_months: int = 36  # monthly partitions of the many-partitions variant
+    partition_stream: int = 360  # events per stream loaded in the partitions scenario
+    partition_loads: int = 300  # timed stream loads (and log pages) per partition variant
+    search_patients: int = 100_000  # patients in the read model the search runs over
+    searches: int = 240  # timed patient searches (six kinds in turn)
 
     @property
     def patient_count(self) -> int:
@@ -95,4 +102,10 @@ def workload_from(args: argparse.Namespace) -> Workload:
         raise SystemExit("--clients must be at least 1, and --n at least twice --clients")
     if workload.events_per_patient < 2 or workload.rebuild_events < workload.events_per_patient:
         raise SystemExit("--events-per-patient must be at least 2 and at most --rebuild-events")
+    if workload.partition_months < 2 or workload.partition_stream < workload.partition_months:
+        raise SystemExit("--partition-months must be at least 2, and --partition-stream at least"
+                         " --partition-months (the spread stream has events in every month)")
+    if workload.partition_loads < 2 or workload.searches < 2 or workload.search_patients < 100:
+        raise SystemExit("--partition-loads and --searches must be at least 2, and"
+                         " --search-patients at least 100")
     return workload

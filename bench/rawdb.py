@@ -88,6 +88,14 @@ class RawDB:
                 return cursor.fetchall()
         return self.conn.execute(self._sql(sql), params).fetchall()
 
+    def fetchall_literal(self, sql: str) -> list[tuple]:
+        """Run a query that has its values written in (no placeholders); return every row."""
+        if self.vendor == "postgresql":
+            with self.conn.cursor() as cursor:
+                cursor.execute(sql)  # no parameters: `%` is left alone
+                return cursor.fetchall()
+        return self.conn.execute(sql).fetchall()
+
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()

@@ -70,8 +70,32 @@ ROWS = [
         ("raw_read_timeline_page", "p50_ms")),
     Row("5. patient_timeline first page, p99", "ms", ("read_timeline_page", "p99_ms"),
         ("raw_read_timeline_page", "p99_ms"), target=(5.0, "max")),
-    Row("5. clinical patient_chart, p50", "ms", ("read_chart", "p50_ms")),
-    Row("5. clinical patient_chart, p99", "ms", ("read_chart", "p99_ms"), target=(5.0, "max")),
+    Row("5. clinical patient_chart, p50", "ms", ("read_chart", "p50_ms"),
+        ("raw_read_chart", "p50_ms")),
+    Row("5. clinical patient_chart, p99", "ms", ("read_chart", "p99_ms"),
+        ("raw_read_chart", "p99_ms"), target=(5.0, "max")),
+    Row("6. patient search, {search_patients} patients, all kinds, p50", "ms",
+        ("search_all", "p50_ms"), ("raw_search_all", "p50_ms")),
+    Row("6. patient search, {search_patients} patients, all kinds, p99", "ms",
+        ("search_all", "p99_ms"), ("raw_search_all", "p99_ms"), target=(20.0, "max")),
+    *[Row(f"6. patient search by {label}, p99", "ms", (f"search_{kind}", "p99_ms"),
+          (f"raw_search_{kind}", "p99_ms"), target=(20.0, "max"))
+      for kind, label in (("family", "family name"), ("unaccented", "name without accents"),
+                          ("typo", "name with a typo"), ("full_name", "given + family name"),
+                          ("mrn", "exact MRN"), ("phone", "phone number"))],
+    *[Row(f"7. load {{partition_stream}}-event stream, {label}, {stat}", "ms",
+          (f"partition_load_{variant}", f"{stat}_ms"), (f"raw_partition_load_{variant}",
+                                                        f"{stat}_ms"))
+      for variant, label in (("1", "1 monthly partition"),
+                             ("many_young", "{partition_months} partitions, stream in 1 month"),
+                             ("many_spread", "{partition_months} partitions, stream over all"))
+      for stat in ("p50", "p99")],
+    *[Row(f"7. log page of {{batch}} events, {label}, {stat}", "ms",
+          (f"partition_page_{variant}", f"{stat}_ms"), (f"raw_partition_page_{variant}",
+                                                        f"{stat}_ms"))
+      for variant, label in (("1", "1 monthly partition"),
+                             ("many_young", "{partition_months} partitions"))
+      for stat in ("p50", "p99")],
 ]
 
 HEADER = ["figure", "unit", "backend", "MedFlow", "raw driver", "÷ raw", "eventsourcing 9.5",
@@ -174,8 +198,10 @@ def rebuild_breakdown(runs: list[dict]) -> str:
             lines = ["| backend | projection | kind | tables | events | seconds | events/s |",
                      "|---|---|---|---|---:|---:|---:|"]
         for name, p in rebuild["projections"].items():
+            # A projection with no handler for any event of the log replays none.
+            rate = _number(p["events_per_s"]) if p["events"] else "—"
             lines.append(f"| {run['backend']} | {name} | {p['kind']} | {', '.join(p['tables'])} |"
-                         f" {p['events']:,} | {_number(p['seconds'])} | {_number(p['events_per_s'])} |")
+                         f" {p['events']:,} | {_number(p['seconds'])} | {rate} |")
         floor = figures.get("raw_rebuild_floor", {})
         log = figures.get("rebuild_log", {})
         peer = run.get("peer", {}).get("figures", {})
@@ -194,17 +220,116 @@ def rebuild_breakdown(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PARTITION_VARIANTS = (
+    ("1", "1 monthly partition (+ default)"),
+    ("many_young", "{months} monthly partitions (+ default), stream in this month"),
+    ("many_spread", "{months} monthly partitions (+ default), stream over all {months} months"),
+)
+
+
+def partition_breakdown(runs: list[dict]) -> str:
+    """Return the partitions table: each variant's cost beside 1 partition, and its statements
+    beside the same ones on an unpartitioned copy (plain driver, timed in the same loop)."""
+    lines = []
+    for run in runs:
+        figures = run["figures"]
+        setup = figures.get("partition_setup")
+        if not setup:
+            continue
+        if not lines:
+            lines = ["| backend | event_store | load p50 | load p99 | ÷ 1 partition (p50) |"
+                     " raw select p50 | unpartitioned p50 | ÷ unpartitioned |"
+                     " log page p50 | log page p99 | raw page p50 | unpartitioned p50 |"
+                     " ÷ unpartitioned |",
+                     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        one = figures["partition_load_1"]["p50_ms"]
+        for variant, label in PARTITION_VARIANTS:
+            load = figures[f"partition_load_{variant}"]
+            rawload = figures[f"raw_partition_load_{variant}"]["p50_ms"]
+            plain = figures[f"raw_plain_load_{variant}"]["p50_ms"]
+            cells = [_number(load["p50_ms"]), _number(load["p99_ms"]),
+                     f"{load['p50_ms'] / one:.2f}x", _number(rawload), _number(plain),
+                     f"{rawload / plain:.2f}x"]
+            page = figures.get(f"partition_page_{variant}")
+            if page:
+                rawpage = figures[f"raw_partition_page_{variant}"]["p50_ms"]
+                plainpage = figures[f"raw_plain_page_{variant}"]["p50_ms"]
+                cells += [_number(page["p50_ms"]), _number(page["p99_ms"]), _number(rawpage),
+                          _number(plainpage), f"{rawpage / plainpage:.2f}x"]
+            else:
+                cells += ["—"] * 5
+            lines.append(f"| {run['backend']} | {label.format(months=setup['months'])} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+SEARCH_KINDS = ("family", "unaccented", "typo", "full_name", "mrn", "phone")
+
+
+def search_breakdown(runs: list[dict]) -> str:
+    """Return the search table: each kind's latencies and how many patients it found."""
+    lines = []
+    for run in runs:
+        figures = run["figures"]
+        if "search_all" not in figures:
+            continue
+        if not lines:
+            lines = ["| backend | query kind | p50 ms | p99 ms | raw p50 ms | raw p99 ms |"
+                     " patients found (mean) | searches that found none |",
+                     "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for kind in SEARCH_KINDS:
+            got, floor = figures[f"search_{kind}"], figures[f"raw_search_{kind}"]
+            lines.append(f"| {run['backend']} | {kind} | {_number(got['p50_ms'])} |"
+                         f" {_number(got['p99_ms'])} | {_number(floor['p50_ms'])} |"
+                         f" {_number(floor['p99_ms'])} | {got['matches_mean']} |"
+                         f" {got['found_none']} of {got['count']} |")
+    return "\n".join(lines)
+
+
+def verdicts(runs: list[dict], workload: dict) -> str:
+    """Return the checklist: each PostgreSQL target met or missed, and each figure ahead of the
+    eventsourcing library or behind it (on its backend)."""
+    targets, peers = [], []
+    for row in ROWS:
+        for run in runs:
+            figures = run["figures"]
+            value = _get(figures, row.medflow)
+            if value is None:
+                continue
+            context = _context(run, workload)
+            label = f"{_fmt_label(row.label, context)} ({run['backend']})"
+            shown, judged = verdict(row, run["backend"], value, context)
+            if judged:
+                targets.append(f"- {label}: {_number(value)} {row.unit.split()[0]},"
+                               f" target {shown}: {judged}")
+            es = _get(run.get("peer", {}).get("figures", {}), row.peer)
+            if es is not None:
+                ahead = value > es if row.is_rate else value < es
+                peers.append(f"- {label}: MedFlow {_number(value)}, eventsourcing {_number(es)}"
+                             f" {row.unit}: {'ahead' if ahead else '**behind**'}"
+                             + (f" ({row.peer_note})" if row.peer_note else ""))
+    parts = []
+    if targets:
+        parts.append("Targets (PostgreSQL):\n\n" + "\n".join(targets))
+    if peers:
+        parts.append("Against eventsourcing 9.5 on the same database:\n\n" + "\n".join(peers))
+    return "\n\n".join(parts)
+
+
 def table(runs: list[dict], workload: dict) -> str:
     """Return every table of the report, in markdown."""
     parts = [comparison(runs, workload)]
-    breakdown = rebuild_breakdown(runs)
-    if breakdown:
-        parts.append(breakdown)
+    for extra in (rebuild_breakdown(runs), search_breakdown(runs), partition_breakdown(runs)):
+        if extra:
+            parts.append(extra)
     return "\n\n".join(parts)
 
 
 def document(summary: dict) -> str:
-    """Return the markdown report of a latest.json: what ran, where, and the tables."""
+    """Return the markdown report of a results file (a whole run's, or one backend's): what
+    ran, where, the tables and the checklist."""
+    if "runs" not in summary:  # one backend's file
+        summary = {**summary, "runs": [summary]}
     runs = summary["runs"]
     host = summary["machine"]
     servers = {run["backend"]: run.get("database", {}) for run in runs}
@@ -239,20 +364,25 @@ def document(summary: dict) -> str:
         lines.append(f"- skipped: {summary['skipped']}")
     if summary.get("failed"):
         lines.append(f"- failed: {summary['failed']}")
-    return "\n".join(lines) + "\n\n" + table(runs, summary["workload"]) + "\n"
+    checklist = verdicts(runs, summary["workload"])
+    return ("\n".join(lines) + "\n\n" + table(runs, summary["workload"]) + "\n"
+            + (f"\n{checklist}\n" if checklist else ""))
 
 
 def write(stamp: str, runs: list[dict], summary: dict) -> list[Path]:
-    """Write one file per backend run and latest.json with every run; return the paths."""
+    """Write one file per backend run, and <stamp>.json and latest.json with every run; return
+    the paths."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     paths = []
     for run in runs:
         path = RESULTS / f"{stamp}-{run['backend']}.json"
         path.write_text(json.dumps(run, indent=2) + "\n")
         paths.append(path)
-    latest = RESULTS / "latest.json"
-    latest.write_text(json.dumps({**summary, "runs": runs}, indent=2) + "\n")
-    paths.append(latest)
+    # The whole run under its own name too: latest.json is overwritten by the next run.
+    text = json.dumps({**summary, "runs": runs}, indent=2) + "\n"
+    for path in (RESULTS / f"{stamp}.json", RESULTS / "latest.json"):
+        path.write_text(text)
+        paths.append(path)
     return paths
 
 

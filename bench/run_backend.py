@@ -53,7 +53,7 @@ def measure(workload, scenarios: list[str], profile_dir: Path | None = None) -> 
 
     call_command("migrate", verbosity=0, interactive=False)
 
-    from bench.scenarios import bulk, concurrent, load, reads, rebuild, service
+    from bench.scenarios import bulk, concurrent, load, partitions, reads, rebuild, search, service
 
     steps = {
         "service": (service, "service commands, each followed by a raw one-row insert"),
@@ -62,6 +62,8 @@ def measure(workload, scenarios: list[str], profile_dir: Path | None = None) -> 
         "load": (load, "aggregate loads"),
         "rebuild": (rebuild, "rebuild of every read model from the log"),
         "reads": (reads, "patient reads from the read models"),
+        "partitions": (partitions, "stream loads with 1 and with many monthly partitions"),
+        "search": (search, f"patient search over {workload.search_patients:,} patients"),
     }
     figures: dict = {}
     seconds: dict = {}
@@ -79,6 +81,8 @@ def measure(workload, scenarios: list[str], profile_dir: Path | None = None) -> 
         "settings": {
             "DEBUG": settings.DEBUG,
             "MEDFLOW_SNAPSHOT_EVERY": settings.MEDFLOW_SNAPSHOT_EVERY,
+            # Aggregates go through the cache: Redis when REDIS_URL is set, else in-process.
+            "cache": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1],
         },
         "event_store_rows": event_count(),
     }

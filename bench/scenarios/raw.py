@@ -25,6 +25,32 @@ def db() -> RawDB:
     return _raw
 
 
+def captured(func, *args, **kwargs) -> list[str]:
+    """Run `func` once (untimed) and return the SQL statements it sent, values written in, so
+    that the plain driver can replay exactly the same work (`replay`)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # The query log keeps at most 9000 entries, and a full one yields an empty capture: start
+    # each capture on an empty log.
+    connection.queries_log.clear()
+    with CaptureQueriesContext(connection) as queries:
+        func(*args, **kwargs)
+    statements = [query["sql"] for query in queries.captured_queries]
+    if not statements:
+        raise RuntimeError(f"captured no statement from {func.__name__}")
+    return statements
+
+
+def replay(statements: list[str]) -> int:
+    """Run captured statements through the plain driver, fetching every row; return the ns."""
+    raw = db()
+    start = now_ns()
+    for sql in statements:
+        raw.fetchall_literal(sql)
+    return now_ns() - start
+
+
 def insert_sql() -> str:
     """Return a one-row INSERT into event_store with this backend's JSON casts."""
     json = dialect().json_param
