@@ -87,9 +87,17 @@ class Encounter(LegacyRow):
         indexes = [models.Index(fields=["start", "id"], name="legacy_enc_start_idx")]
 
 
-class Diagnosis(LegacyRow):
+class EncounterRow(LegacyRow):
+    """A clinical row about a patient, recorded during an encounter or outside one."""
+
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, db_constraint=False)
     encounter = models.ForeignKey(Encounter, null=True, on_delete=models.SET_NULL, db_constraint=False)
+
+    class Meta:
+        abstract = True
+
+
+class Diagnosis(EncounterRow):
     start = models.DateField()
     stop = models.DateField(null=True, blank=True)
     code = models.CharField(max_length=40)
@@ -101,9 +109,7 @@ class Diagnosis(LegacyRow):
         indexes = [models.Index(fields=["start", "id"], name="legacy_diag_start_idx")]
 
 
-class Medication(LegacyRow):
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, db_constraint=False)
-    encounter = models.ForeignKey(Encounter, null=True, on_delete=models.SET_NULL, db_constraint=False)
+class Medication(EncounterRow):
     start = models.DateTimeField()
     stop = models.DateTimeField(null=True, blank=True)
     code = models.CharField(max_length=20)
@@ -117,11 +123,9 @@ class Medication(LegacyRow):
         indexes = [models.Index(fields=["start", "id"], name="legacy_med_start_idx")]
 
 
-class VitalSigns(LegacyRow):
+class VitalSigns(EncounterRow):
     """One set of vital signs measured together (one row, a column per measure)."""
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, db_constraint=False)
-    encounter = models.ForeignKey(Encounter, null=True, on_delete=models.SET_NULL, db_constraint=False)
     measured_at = models.DateTimeField()
     systolic = models.FloatField(null=True, blank=True)
     diastolic = models.FloatField(null=True, blank=True)
@@ -138,9 +142,7 @@ class VitalSigns(LegacyRow):
         indexes = [models.Index(fields=["measured_at", "id"], name="legacy_vitals_time_idx")]
 
 
-class LabResult(LegacyRow):
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, db_constraint=False)
-    encounter = models.ForeignKey(Encounter, null=True, on_delete=models.SET_NULL, db_constraint=False)
+class LabResult(EncounterRow):
     effective_at = models.DateTimeField()
     loinc_code = models.CharField(max_length=20)
     display = models.CharField(max_length=300)
@@ -154,9 +156,7 @@ class LabResult(LegacyRow):
         indexes = [models.Index(fields=["effective_at", "id"], name="legacy_lab_time_idx")]
 
 
-class ClinicalNote(LegacyRow):
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, db_constraint=False)
-    encounter = models.ForeignKey(Encounter, null=True, on_delete=models.SET_NULL, db_constraint=False)
+class ClinicalNote(EncounterRow):
     provider = models.ForeignKey(Provider, null=True, on_delete=models.SET_NULL, db_constraint=False)
     written_at = models.DateTimeField()
     text = models.TextField()
