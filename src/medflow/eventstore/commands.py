@@ -5,6 +5,7 @@ the expected version, update inline read models, snapshot when due, commit.
 """
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -22,6 +23,19 @@ from medflow.eventstore.cache import cache
 from medflow.eventstore.handlers import inline
 
 A = TypeVar("A", bound=Aggregate)
+
+# The aggregate the running command has just stored, with its stream and new version: an inline
+# projection whose row mirrors the aggregate's state may take it instead of reading its row back.
+_stored: ContextVar[tuple[UUID, int, Aggregate] | None] = ContextVar("stored", default=None)
+
+
+def aggregate_after(recorded: store.RecordedEvent) -> Aggregate | None:
+    """Return the aggregate as the running command left it, when `recorded` is the last event
+    that command stored for it; else None (a replay, a rebuild, or an earlier event)."""
+    stored = _stored.get()
+    if stored is None or stored[0] != recorded.aggregate_id or stored[1] != recorded.version:
+        return None
+    return stored[2]
 
 
 @dataclass(frozen=True)
@@ -139,12 +153,12 @@ def execute(
         return previous
     try:
         with transaction.atomic():
-            stream = store.stream_row(aggregate_id)
-            if stream is not None and not _may_write(ctx, stream[1]):
+            head = store.open_stream(aggregate_id)
+            if head.version and not _may_write(ctx, head.clinic_id):
                 # Another clinic's record answers "not found", before any version is compared,
                 # so that neither a 409 nor a 422 reveals that it exists.
                 raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
-            aggregate = load_current(cls, aggregate_id, stream[0] if stream else 0)
+            aggregate = load_current(cls, aggregate_id, head.version)
             if create and aggregate.exists:
                 raise VersionConflict(
                     f"{cls.aggregate_type} {aggregate_id} already exists",
@@ -163,11 +177,15 @@ def execute(
             recorded = store.append(
                 aggregate_id, cls.aggregate_type, aggregate.pending, start,
                 ctx.metadata(command) | ({"command_id": str(command_id)} if command_id else {}),
-                clinic_id=clinic_id,
+                clinic_id=clinic_id, keys=head.keys,
             )
             aggregate.pending.clear()
-            inline.dispatch(recorded)
             version = recorded[-1].version if recorded else start
+            token = _stored.set((aggregate_id, version, aggregate))
+            try:
+                inline.dispatch(recorded)
+            finally:
+                _stored.reset(token)
             if recorded:
                 aggregate.version = version
                 _cache_after_commit(aggregate)

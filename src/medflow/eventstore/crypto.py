@@ -8,6 +8,8 @@ for good, while the events themselves stay in the log with continuous versions.
 import base64
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -59,10 +61,10 @@ def master_keys() -> tuple[str, dict[str, AESGCM]]:
     return key_id(current), keys
 
 
-def _wrap(subject_id: UUID, data_key: bytes) -> tuple[str, str]:
+def _wrap(subject_id: UUID, raw_key: bytes) -> tuple[str, str]:
     current, keys = master_keys()
     nonce = os.urandom(12)
-    return b64e(nonce + keys[current].encrypt(nonce, data_key, subject_id.bytes)), current
+    return b64e(nonce + keys[current].encrypt(nonce, raw_key, subject_id.bytes)), current
 
 
 def _unwrap(subject_id: UUID, wrapped: str, master_id: str) -> bytes:
@@ -76,6 +78,37 @@ def _unwrap(subject_id: UUID, wrapped: str, master_id: str) -> bytes:
     return keys[master_id].decrypt(raw[:12], raw[12:], subject_id.bytes)
 
 
+# Unwrapped data keys by (subject, wrapped key, master key id, master keys configured): every
+# command and every page of a replay would otherwise unwrap the same keys again. The wrapped key
+# is always read from the database first, so a destroyed key (stored as '') is never served.
+_UNWRAPPED: OrderedDict[tuple, AESGCM] = OrderedDict()
+UNWRAPPED_MAX = 10_000
+_UNWRAPPED_LOCK = threading.Lock()
+
+
+def data_key(subject_id: UUID, wrapped: str, master_id: str) -> AESGCM:
+    """Return the subject's data key from its wrapped form (unwrapping each one only once)."""
+    cache_key = (subject_id, wrapped, master_id, settings.MEDFLOW_MASTER_KEY,
+                 tuple(settings.MEDFLOW_PREVIOUS_MASTER_KEYS))
+    with _UNWRAPPED_LOCK:
+        key = _UNWRAPPED.get(cache_key)
+        if key is not None:
+            _UNWRAPPED.move_to_end(cache_key)
+            return key
+    key = AESGCM(_unwrap(subject_id, wrapped, master_id))
+    with _UNWRAPPED_LOCK:
+        _UNWRAPPED[cache_key] = key
+        if len(_UNWRAPPED) > UNWRAPPED_MAX:
+            _UNWRAPPED.popitem(last=False)
+    return key
+
+
+def _forget_unwrapped(subject_id: UUID) -> None:
+    with _UNWRAPPED_LOCK:
+        for cache_key in [k for k in _UNWRAPPED if k[0] == subject_id]:
+            del _UNWRAPPED[cache_key]
+
+
 def key_for_writing(subject_id: UUID) -> AESGCM:
     """Return the subject's data key, creating it on first use; refuse a destroyed one."""
     d = dialect()
@@ -86,19 +119,19 @@ def key_for_writing(subject_id: UUID) -> AESGCM:
         )
         row = cursor.fetchone()
         if row is None:
-            data_key = AESGCM.generate_key(bit_length=256)
-            wrapped, master_id = _wrap(subject_id, data_key)
+            new_key = AESGCM.generate_key(bit_length=256)
+            wrapped, master_id = _wrap(subject_id, new_key)
             cursor.execute(
                 "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at)"
                 " VALUES (%s, %s, %s, %s)",
                 [d.uuid_in(subject_id), wrapped, master_id, d.time_in(datetime.now(UTC))],
             )
-            return AESGCM(data_key)
+            return AESGCM(new_key)
     wrapped, master_id, destroyed = row
     if destroyed is not None:
         raise RuleViolated(f"the data of {subject_id} was forgotten; nothing more can be stored",
                            code="subject_forgotten")
-    return AESGCM(_unwrap(subject_id, wrapped, master_id))
+    return data_key(subject_id, wrapped, master_id)
 
 
 def keys_for_reading(subject_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
@@ -118,13 +151,14 @@ def keys_for_reading(subject_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
             )
             for subject, wrapped, master_id in cursor.fetchall():
                 subject = d.uuid_out(subject)
-                found[subject] = AESGCM(_unwrap(subject, wrapped, master_id))
+                found[subject] = data_key(subject, wrapped, master_id)
     return found
 
 
 def destroy(subject_id: UUID) -> bool:
     """Destroy a subject's data key for good; return whether there was one to destroy."""
     d = dialect()
+    _forget_unwrapped(subject_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE data_keys SET wrapped_key = '', destroyed_at = %s"

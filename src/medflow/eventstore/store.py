@@ -4,8 +4,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,7 +15,7 @@ from django.db import connection, transaction
 
 from medflow.errors import VersionConflict
 from medflow.eventstore import crypto, sealing
-from medflow.eventstore.backends import Dialect, dialect
+from medflow.eventstore.backends import GLOBAL_ORDER_LOCK, Dialect, dialect
 from medflow.eventstore.events import DomainEvent, registry
 
 # Rows a single INSERT carries; keeps the parameter count under SQLite's limit.
@@ -98,16 +99,41 @@ def decode_row(
 
 def stream_row(aggregate_id: UUID) -> tuple[int, UUID | None] | None:
     """Return the stream's (version, clinic id), or None when it does not exist."""
+    head = open_stream(aggregate_id)
+    return None if head.version == 0 else (head.version, head.clinic_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHead:
+    """What a command needs of a stream before it runs: its version (0 when new), its clinic, and
+    the live data key of its subject for sealing (absent when none exists yet or it was
+    destroyed: sealing then creates or refuses it)."""
+
+    version: int
+    clinic_id: UUID | None = None
+    keys: dict = field(default_factory=dict)
+
+
+def open_stream(aggregate_id: UUID) -> StreamHead:
+    """Return the stream's head and its subject's data key, read in one statement."""
     d = dialect()
-    with connection.cursor() as cursor:
+    with fast_cursor() as cursor:
         cursor.execute(
-            "SELECT version, clinic_id FROM streams WHERE aggregate_id = %s",
+            "SELECT s.version, s.clinic_id, s.subject_id, k.wrapped_key, k.master_key_id"
+            " FROM streams s LEFT JOIN data_keys k"
+            " ON k.subject_id = s.subject_id AND k.destroyed_at IS NULL"
+            " WHERE s.aggregate_id = %s",
             [d.uuid_in(aggregate_id)],
         )
         row = cursor.fetchone()
     if row is None:
-        return None
-    return row[0], d.uuid_out(row[1]) if row[1] else None
+        return StreamHead(0)
+    version, clinic_id, subject_id, wrapped, master_id = row
+    keys = {}
+    if subject_id is not None and wrapped:
+        subject = d.uuid_out(subject_id)
+        keys[subject] = crypto.data_key(subject, wrapped, master_id)
+    return StreamHead(version, d.uuid_out(clinic_id) if clinic_id else None, keys)
 
 
 def current_version(aggregate_id: UUID) -> int:
@@ -162,42 +188,36 @@ def append(
     metadata: dict[str, Any],
     *,
     clinic_id: UUID | None = None,
+    keys: dict | None = None,
 ) -> list[RecordedEvent]:
     """Append events to one stream atomically; raise VersionConflict if it moved on.
 
-    `metadata` goes on every event; a NewEvent adds metadata of its own.
-    Runs inside the caller's transaction when there is one.
+    `metadata` goes on every event; a NewEvent adds metadata of its own. `keys` may carry the
+    subject's data key already read (see `open_stream`). Runs inside the caller's transaction
+    when there is one.
     """
     if not events:
         return []
     started = time.perf_counter()
     d = dialect()
     items = [(e.event, e.metadata) if isinstance(e, NewEvent) else (e, {}) for e in events]
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        # Lock order: the global-order lock first, then stream rows. A process manager appends
-        # to other streams inside the same transaction; were stream rows claimed first, two
-        # such transactions could each hold a row the other waits for (a deadlock).
-        d.lock_global_order(cursor)
-        _claim_versions(
-            cursor, aggregate_id, aggregate_type, expected_version, len(events), clinic_id,
-            items[0][0].data_subject(aggregate_id), datetime.now(UTC),
-        )
-        keys: dict = {}
+    keys = dict(keys or {})
+    subject = items[0][0].data_subject(aggregate_id)
+    with transaction.atomic(savepoint=False):
         prepared = []
         for version, (event, extra) in enumerate(items, start=expected_version + 1):
             event_id = uuid4()
             meta = {**metadata, **extra, "schema_version": event.schema_version}
             payload = sealing.seal(event, event.payload(), event_id, aggregate_id, keys)
             prepared.append((event_id, event, meta, payload, version))
-        # Take the time under the lock, so that timestamps rise with positions.
-        now = datetime.now(UTC)
-        rows = [
-            (event_id, aggregate_id, aggregate_type, event.event_type, version, now, meta, payload)
-            for event_id, event, meta, payload, version in prepared
-        ]
-        positions = _insert_rows(cursor, rows)
+        if d.vendor == "postgresql":
+            positions, now = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
+                                        subject, prepared)
+        else:
+            positions, now = _append_sqlite(aggregate_id, aggregate_type, expected_version,
+                                            clinic_id, subject, prepared)
     for observe in append_observers:
-        observe(aggregate_type, len(rows), time.perf_counter() - started)
+        observe(aggregate_type, len(prepared), time.perf_counter() - started)
     return [
         RecordedEvent(
             id=event_id, position=position, aggregate_id=aggregate_id,
@@ -206,6 +226,84 @@ def append(
         )
         for (event_id, event, meta, _, version), position in zip(prepared, positions, strict=True)
     ]
+
+
+def _append_sqlite(
+    aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
+    subject: UUID | None, prepared: list[tuple],
+) -> tuple[list[int], datetime]:
+    d = dialect()
+    with connection.cursor() as cursor:
+        # Lock order: the global-order lock first, then stream rows. A process manager appends
+        # to other streams inside the same transaction; were stream rows claimed first, two
+        # such transactions could each hold a row the other waits for (a deadlock).
+        d.lock_global_order(cursor)
+        _claim_versions(cursor, aggregate_id, aggregate_type, expected, len(prepared), clinic_id,
+                        subject, datetime.now(UTC))
+        # Take the time under the lock, so that timestamps rise with positions.
+        now = datetime.now(UTC)
+        rows = [
+            (event_id, aggregate_id, aggregate_type, event.event_type, version, now, meta, payload)
+            for event_id, event, meta, payload, version in prepared
+        ]
+        return _insert_rows(cursor, rows), now
+
+
+# One statement, one round trip: take the global-order lock, move the stream's version, insert
+# the events. The lock is a one-time filter of the claim, so it is held before the stream row is
+# locked (the lock order of `_append_sqlite`) and before any position is drawn. The time is read
+# from the server's clock once the lock is held, so that timestamps rise with positions whichever
+# application server appends; every event of the append shares it.
+_CLAIM_MOVED_PG = (
+    "UPDATE streams SET version = %s, updated_at = clock_timestamp()"
+    " WHERE aggregate_id = %s AND version = %s AND (SELECT pg_advisory_xact_lock(%s)) IS NOT NULL"
+    " RETURNING updated_at"
+)
+_CLAIM_NEW_PG = (
+    "INSERT INTO streams (aggregate_id, aggregate_type, version, clinic_id, subject_id,"
+    " created_at, updated_at) SELECT %s, %s, %s, %s, %s, t.now, t.now"
+    " FROM (SELECT clock_timestamp() AS now) AS t"
+    " WHERE (SELECT pg_advisory_xact_lock(%s)) IS NOT NULL"
+    " ON CONFLICT (aggregate_id) DO NOTHING RETURNING updated_at"
+)
+_INSERT_CLAIMED_PG = (
+    " INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version, timestamp,"
+    " metadata, event_data) SELECT x.i, %s, %s, x.e, x.v, claim.updated_at, x.m::jsonb,"
+    " x.d::jsonb FROM claim, unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[])"
+    " WITH ORDINALITY AS x (i, e, v, m, d, n) ORDER BY x.n"
+    " RETURNING version, position, timestamp"
+)
+
+
+def _append_pg(
+    aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
+    subject: UUID | None, prepared: list[tuple],
+) -> tuple[list[int], datetime]:
+    count = len(prepared)
+    if expected == 0:
+        claim = _CLAIM_NEW_PG
+        claim_params = [aggregate_id, aggregate_type, count, clinic_id, subject, GLOBAL_ORDER_LOCK]
+    else:
+        claim = _CLAIM_MOVED_PG
+        claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK]
+    with binding_cursor() as cursor:
+        cursor.execute(
+            f"WITH claim AS ({claim}){_INSERT_CLAIMED_PG}",
+            [*claim_params, aggregate_id, aggregate_type,
+             [p[0] for p in prepared], [p[1].event_type for p in prepared],
+             [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
+             [orjson.dumps(p[3]).decode() for p in prepared]],
+        )
+        inserted = cursor.fetchall()
+    if len(inserted) != count:
+        # The claim found the stream at another version (or already there): nothing was written.
+        actual = current_version(aggregate_id)
+        raise VersionConflict(
+            f"stream {aggregate_id} is at version {actual}, not {expected}",
+            expected=expected, actual=actual,
+        )
+    by_version = {version: position for version, position, _ in inserted}
+    return [by_version[p[4]] for p in prepared], dialect().time_out(inserted[0][2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,15 +399,48 @@ def binding_cursor() -> Iterator[Any]:
     parameters apart from the SQL (PostgreSQL only); errors come out as Django's.
 
     Django's cursors bind client-side, parsing every statement for its placeholders and quoting
-    every value in Python: too slow for bulk writes. With this cursor a whole batch travels as a
-    few array parameters, dumped in binary (`%b` placeholders, ~10x faster than text); it
-    bypasses Django's query wrappers (slow-query log, debug log).
+    every value in Python, and the server plans every statement anew: too slow for the hot paths.
+    With this cursor a batch travels as a few array parameters, dumped in binary (`%b`
+    placeholders, ~10x faster than text), and psycopg prepares a statement on the server once it
+    has run a few times, so the server stops planning it. Statements still pass through the
+    connection's execute wrappers (the slow-query log).
     """
     import psycopg
 
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        yield cursor
+        yield _WrappedCursor(cursor)
+
+
+class _WrappedCursor:
+    """A psycopg cursor whose `execute` runs through Django's execute wrappers."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        def run(sql: str, params: Any, many: bool, context: dict) -> Any:
+            return self.cursor.execute(sql, params)
+
+        executor = run
+        for wrapper in reversed(connection.execute_wrappers):
+            executor = partial(wrapper, executor)
+        return executor(sql, params, False, {"connection": connection, "cursor": self})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cursor, name)
+
+
+@contextmanager
+def fast_cursor() -> Iterator[Any]:
+    """Yield the cursor for a hot statement: a binding cursor on PostgreSQL (prepared once it
+    repeats), Django's own on SQLite (in-process, where planning is cheap). Placeholders: %s."""
+    if connection.vendor == "postgresql":
+        with binding_cursor() as cursor:
+            yield cursor
+    else:
+        with connection.cursor() as cursor:
+            yield cursor
 
 
 def _claim_many(

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 
+from medflow.eventstore.commands import aggregate_after
 from medflow.eventstore.events import REDACTED
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
@@ -14,6 +15,7 @@ from medflow.patients.domain import (
 )
 from medflow.patients.models import PatientReadModel
 from medflow.projections.bulk import Rows
+from medflow.projections.rowsql import update_row
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
 READ_MODELS = [PatientReadModel]
@@ -56,6 +58,14 @@ def on_registered(recorded: RecordedEvent) -> None:
 
 @inline.on(PatientUpdated, PatientArchived, PatientForgotten)
 def on_changed(recorded: RecordedEvent) -> None:
+    patient = aggregate_after(recorded)
+    # The command's own aggregate is the row's state folded with this event, provided the row
+    # is at the version before it: one UPDATE then, with no read back.
+    if patient is not None and update_row(
+        PatientReadModel, {"id": recorded.aggregate_id, **row_values(patient.state(), recorded)},
+        version=recorded.version - 1,
+    ):
+        return
     row = PatientReadModel.objects.get(id=recorded.aggregate_id)
     patient = Patient.from_snapshot(recorded.aggregate_id, row.version, row.current_data)
     patient.when(recorded.event)

@@ -11,6 +11,7 @@ from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
 from medflow.patients.domain import PatientForgotten
 from medflow.projections.bulk import insert_rows
+from medflow.projections.rowsql import insert_row
 from medflow.timeline.models import TimelineEntry
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
@@ -71,7 +72,7 @@ def entry_values(recorded: RecordedEvent) -> dict | None:
 def add_to_timeline(recorded: RecordedEvent) -> None:
     values = entry_values(recorded)
     if values is not None:
-        TimelineEntry.objects.create(**values)
+        insert_row(TimelineEntry, values)
 
 
 @inline.batched(PatientForgotten)

@@ -1,0 +1,57 @@
+"""Write one read-model row with one statement: the inline projections' hot path.
+
+The ORM builds a model instance and compiles its SQL on every save, and Django's cursor makes the
+server plan every statement anew. Here the SQL of each table is built once, values are encoded as
+the ORM would store them (`bulk.Table`), and on PostgreSQL the statement goes through a binding
+cursor, which the server prepares once it repeats.
+"""
+
+from typing import Any
+
+from django.db import connection, models
+
+from medflow.eventstore.store import fast_cursor
+from medflow.projections.bulk import Row, Table, _q
+
+_SQL: dict[tuple, str] = {}
+
+
+def _param(table: Table, attname: str) -> str:
+    if attname in table.json_columns and connection.vendor == "postgresql":
+        return "%s::jsonb"
+    return "%s"
+
+
+def insert_row(model: type[models.Model], row: Row) -> None:
+    """Insert one new row (a dict by attribute name; missing columns take their default)."""
+    table = Table.of(model)
+    key = ("insert", table.name, connection.vendor)
+    if key not in _SQL:
+        _SQL[key] = (
+            f"INSERT INTO {_q(table.name)} ({', '.join(_q(f.column) for f in table.fields)})"
+            f" VALUES ({', '.join(_param(table, name) for name in table.attnames)})"
+        )
+    with fast_cursor() as cursor:
+        cursor.execute(_SQL[key], table.encode(row))
+
+
+def update_row(model: type[models.Model], row: Row, **where: Any) -> bool:
+    """Overwrite the columns `row` carries in the row of its primary key, if it also matches
+    `where` (column equalities, e.g. the version it must be at); return whether it did."""
+    table = Table.of(model)
+    pk = table.pk.attname
+    names = tuple(name for name in table.attnames if name in row and name != pk)
+    conditions = tuple(sorted(where))
+    key = ("update", table.name, connection.vendor, names, conditions)
+    fields = {f.attname: (f, enc) for f, enc in zip(table.fields, table.encoders, strict=True)}
+    if key not in _SQL:
+        sets = ", ".join(f"{_q(fields[n][0].column)} = {_param(table, n)}" for n in names)
+        tests = "".join(f" AND {_q(fields[n][0].column)} = %s" for n in conditions)
+        _SQL[key] = (
+            f"UPDATE {_q(table.name)} SET {sets} WHERE {_q(table.pk.column)} = %s{tests}"
+        )
+    params = [fields[n][1](row[n]) for n in names] + [table.pk_encoder(row[pk])]
+    params += [fields[n][1](where[n]) for n in conditions]
+    with fast_cursor() as cursor:
+        cursor.execute(_SQL[key], params)
+        return cursor.rowcount == 1
