@@ -141,3 +141,36 @@ def test_many_concurrent_writers_keep_per_stream_order_in_the_log():
     assert len(log) == 40
     for stream in streams:
         assert [e.version for e in log if e.aggregate_id == stream] == list(range(1, 11))
+
+
+def test_two_writers_creating_one_subjects_data_key_share_it():
+    """The first writer creates the key and commits late; the second, which found no key when
+    it began, must take the stored key, not a key of its own that nobody stored."""
+    from medflow.eventstore import crypto
+
+    subject = uuid.uuid4()
+    first_created, release_first = threading.Event(), threading.Event()
+    results: dict = {}
+
+    def first():
+        with transaction.atomic():
+            key = crypto.key_for_writing(subject)
+            first_created.set()
+            release_first.wait(10)
+        return key
+
+    def second():
+        first_created.wait(10)
+        with transaction.atomic():
+            return crypto.key_for_writing(subject)
+
+    threads = [in_thread(first, results, "first"), in_thread(second, results, "second")]
+    time.sleep(0.3)  # let the second writer block on the first one's uncommitted key
+    release_first.set()
+    for thread in threads:
+        thread.join(30)
+    nonce, text = b"\0" * 12, b"sealed by the second writer"
+    sealed = results["second"].encrypt(nonce, text, None)
+    assert results["first"].decrypt(nonce, sealed, None) == text
+    stored = crypto.keys_for_reading([subject])[subject]
+    assert stored.decrypt(nonce, sealed, None) == text

@@ -109,24 +109,49 @@ def _forget_unwrapped(subject_id: UUID) -> None:
             del _UNWRAPPED[cache_key]
 
 
+_SELECT_KEY = (
+    "SELECT wrapped_key, master_key_id, destroyed_at FROM data_keys WHERE subject_id = %s"
+)
+_INSERT_KEY = (
+    "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at)"
+    " VALUES (%s, %s, %s, %s) ON CONFLICT (subject_id) DO NOTHING"
+)
+
+
 def key_for_writing(subject_id: UUID) -> AESGCM:
     """Return the subject's data key, creating it on first use; refuse a destroyed one."""
+    from medflow.eventstore.store import fast_cursor
+
     d = dialect()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT wrapped_key, master_key_id, destroyed_at FROM data_keys WHERE subject_id = %s",
-            [d.uuid_in(subject_id)],
-        )
-        row = cursor.fetchone()
-        if row is None:
-            new_key = AESGCM.generate_key(bit_length=256)
-            wrapped, master_id = _wrap(subject_id, new_key)
+    subject = d.uuid_in(subject_id)
+    new_key = AESGCM.generate_key(bit_length=256)
+    wrapped, master_id = _wrap(subject_id, new_key)
+    new_row = [subject, wrapped, master_id, d.time_in(datetime.now(UTC))]
+    with fast_cursor() as cursor:
+        if d.vendor == "postgresql":
+            # One round trip: create the key unless the subject has one, and read the one it
+            # has. The SELECT sees the table as the statement began, so when a concurrent
+            # writer created the key meanwhile, neither part finds it: read it again then.
             cursor.execute(
-                "INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at)"
-                " VALUES (%s, %s, %s, %s)",
-                [d.uuid_in(subject_id), wrapped, master_id, d.time_in(datetime.now(UTC))],
+                f"WITH created AS ({_INSERT_KEY} RETURNING subject_id)"
+                " SELECT (SELECT count(*) FROM created), k.wrapped_key, k.master_key_id,"
+                " k.destroyed_at FROM (SELECT 1) AS one"
+                " LEFT JOIN data_keys AS k ON k.subject_id = %s",
+                [*new_row, subject],
             )
-            return AESGCM(new_key)
+            created, *row = cursor.fetchone()
+            if created:
+                return AESGCM(new_key)
+            if row[0] is None and row[2] is None:
+                cursor.execute(_SELECT_KEY, [subject])
+                row = cursor.fetchone()
+        else:
+            # SQLite serialises writers: nobody can create the key between these two.
+            cursor.execute(_SELECT_KEY, [subject])
+            row = cursor.fetchone()
+            if row is None:
+                cursor.execute(_INSERT_KEY, new_row)
+                return AESGCM(new_key)
     wrapped, master_id, destroyed = row
     if destroyed is not None:
         raise RuleViolated(f"the data of {subject_id} was forgotten; nothing more can be stored",

@@ -15,7 +15,7 @@ from medflow.patients.domain import (
 )
 from medflow.patients.models import PatientReadModel
 from medflow.projections.bulk import Rows
-from medflow.projections.rowsql import update_row
+from medflow.projections.rowsql import insert_row, update_row
 
 # The tables this projection owns, in insert order (rebuild and verify use it).
 READ_MODELS = [PatientReadModel]
@@ -52,8 +52,8 @@ def row_values(state: dict, recorded: RecordedEvent) -> dict:
 def on_registered(recorded: RecordedEvent) -> None:
     patient = Patient(recorded.aggregate_id)
     patient.when(recorded.event)
-    PatientReadModel.objects.create(id=recorded.aggregate_id,
-                                    **row_values(patient.state(), recorded))
+    insert_row(PatientReadModel, {"id": recorded.aggregate_id,
+                                  **row_values(patient.state(), recorded)})
 
 
 @inline.on(PatientUpdated, PatientArchived, PatientForgotten)
