@@ -59,8 +59,7 @@ class DomainEvent(BaseModel):
         """Return the JSON-ready payload, leaving out top-level fields the command did not set
         (nested objects are kept whole, defaults included)."""
         # warnings=False: a redacted event (built unvalidated) holds "[redacted]" in typed fields.
-        data = self.model_dump(mode="json", warnings=False)
-        return {key: value for key, value in data.items() if key in self.model_fields_set}
+        return self.model_dump(mode="json", warnings=False, include=self.model_fields_set)
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

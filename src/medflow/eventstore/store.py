@@ -41,10 +41,14 @@ class RecordedEvent:
     event: DomainEvent
     # True when the event's personal fields were forgotten and read back as redacted.
     redacted: bool = False
+    # The payload, when the append computed it already (else `data` computes it).
+    known_payload: dict[str, Any] | None = None
 
     @property
     def data(self) -> dict[str, Any]:
         """Return the (upcast) payload as JSON-ready data."""
+        if self.known_payload is not None:
+            return self.known_payload
         return self.event.payload()
 
 
@@ -204,12 +208,19 @@ def append(
     keys = dict(keys or {})
     subject = items[0][0].data_subject(aggregate_id)
     with transaction.atomic(savepoint=False):
+        if subject not in keys and any(event.personal_fields for event, _ in items):
+            # Sealing will create or look up the subject's key: do it under the global-order
+            # lock, as every writer does, lest a writer holding that lock wait for our key row
+            # while we wait for the lock.
+            with connection.cursor() as cursor:
+                d.lock_global_order(cursor)
         prepared = []
         for version, (event, extra) in enumerate(items, start=expected_version + 1):
             event_id = uuid4()
             meta = {**metadata, **extra, "schema_version": event.schema_version}
-            payload = sealing.seal(event, event.payload(), event_id, aggregate_id, keys)
-            prepared.append((event_id, event, meta, payload, version))
+            plain = event.payload()
+            payload = sealing.seal(event, plain, event_id, aggregate_id, keys)
+            prepared.append((event_id, event, meta, payload, version, plain))
         if d.vendor == "postgresql":
             positions, now = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
                                         subject, prepared)
@@ -222,9 +233,10 @@ def append(
         RecordedEvent(
             id=event_id, position=position, aggregate_id=aggregate_id,
             aggregate_type=aggregate_type, event_type=event.event_type, version=version,
-            timestamp=now, metadata=meta, event=event,
+            timestamp=now, metadata=meta, event=event, known_payload=plain,
         )
-        for (event_id, event, meta, _, version), position in zip(prepared, positions, strict=True)
+        for (event_id, event, meta, _, version, plain), position
+        in zip(prepared, positions, strict=True)
     ]
 
 
@@ -244,7 +256,7 @@ def _append_sqlite(
         now = datetime.now(UTC)
         rows = [
             (event_id, aggregate_id, aggregate_type, event.event_type, version, now, meta, payload)
-            for event_id, event, meta, payload, version in prepared
+            for event_id, event, meta, payload, version, _ in prepared
         ]
         return _insert_rows(cursor, rows), now
 
@@ -269,7 +281,7 @@ _CLAIM_NEW_PG = (
 _INSERT_CLAIMED_PG = (
     " INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version, timestamp,"
     " metadata, event_data) SELECT x.i, %s, %s, x.e, x.v, claim.updated_at, x.m::jsonb,"
-    " x.d::jsonb FROM claim, unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[])"
+    " x.d::jsonb FROM claim, unnest(%b::uuid[], %b::text[], %b::int[], %b::text[], %b::text[])"
     " WITH ORDINALITY AS x (i, e, v, m, d, n) ORDER BY x.n"
     " RETURNING version, position, timestamp"
 )
@@ -356,15 +368,15 @@ def append_batch(
             versions[item.aggregate_id] += 1
             event_id = uuid4()
             meta = {**item.metadata, "schema_version": item.event.schema_version}
-            payload = sealing.seal(item.event, item.event.payload(), event_id, item.aggregate_id,
-                                   keys)
-            prepared.append((event_id, item, meta, payload, versions[item.aggregate_id]))
+            plain = item.event.payload()
+            payload = sealing.seal(item.event, plain, event_id, item.aggregate_id, keys)
+            prepared.append((event_id, item, meta, payload, versions[item.aggregate_id], plain))
         # Take the time under the lock, so that timestamps rise with positions.
         now = datetime.now(UTC)
         rows = [
             (event_id, item.aggregate_id, item.aggregate_type, item.event.event_type, version, now,
              meta, payload)
-            for event_id, item, meta, payload, version in prepared
+            for event_id, item, meta, payload, version, _ in prepared
         ]
         pg = d.vendor == "postgresql"
         positions = _insert_rows_pg(rows) if pg else _insert_rows(cursor, rows)
@@ -377,9 +389,10 @@ def append_batch(
         RecordedEvent(
             id=event_id, position=position, aggregate_id=item.aggregate_id,
             aggregate_type=item.aggregate_type, event_type=item.event.event_type,
-            version=version, timestamp=now, metadata=meta, event=item.event,
+            version=version, timestamp=now, metadata=meta, event=item.event, known_payload=plain,
         )
-        for (event_id, item, meta, _, version), position in zip(prepared, positions, strict=True)
+        for (event_id, item, meta, _, version, plain), position
+        in zip(prepared, positions, strict=True)
     ]
 
 
