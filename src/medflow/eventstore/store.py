@@ -66,6 +66,23 @@ COLUMNS = (
 )
 
 
+def select_events(sql: str, params: Sequence[Any]) -> list[tuple]:
+    """Run a SELECT whose columns start with `COLUMNS` (written `{columns}` in `sql`) and return
+    its rows: on PostgreSQL in binary, prepared once it repeats, so that ids and times arrive as
+    UUIDs and datetimes without parsing text (the JSON columns come as text, for orjson)."""
+    if connection.vendor == "postgresql":
+        with binding_cursor() as cursor:
+            cursor.execute(sql.format(columns=_COLUMNS_AS_TEXT), params, binary=True)
+            return cursor.fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(columns=COLUMNS), params)
+        return cursor.fetchall()
+
+
+_COLUMNS_AS_TEXT = COLUMNS.replace("metadata,", "metadata::text,").replace(
+    " event_data", " event_data::text")
+
+
 def decode_rows(rows: Sequence[Sequence[Any]]) -> list[RecordedEvent]:
     """Turn rows of `COLUMNS` into RecordedEvents: open sealed fields, upcast, validate."""
     d = dialect()
@@ -431,9 +448,9 @@ class _WrappedCursor:
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
 
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+    def execute(self, sql: str, params: Sequence[Any] | None = None, **options: Any) -> Any:
         def run(sql: str, params: Any, many: bool, context: dict) -> Any:
-            return self.cursor.execute(sql, params)
+            return self.cursor.execute(sql, params, **options)
 
         executor = run
         for wrapper in reversed(connection.execute_wrappers):
@@ -594,7 +611,7 @@ def load(
 ) -> list[RecordedEvent]:
     """Return a stream's events in version order, optionally bounded by version or time."""
     d = dialect()
-    sql = f"SELECT {COLUMNS} FROM event_store WHERE aggregate_id = %s AND version > %s"
+    sql = "SELECT {columns} FROM event_store WHERE aggregate_id = %s AND version > %s"
     params: list[Any] = [d.uuid_in(aggregate_id), after_version]
     if to_version is not None:
         sql += " AND version <= %s"
@@ -603,19 +620,15 @@ def load(
         sql += " AND timestamp <= %s"
         params.append(d.time_in(as_of))
     sql += " ORDER BY version"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return decode_rows(cursor.fetchall())
+    return decode_rows(select_events(sql, params))
 
 
 def read_rows(after: int = 0, limit: int = 1000) -> list[tuple]:
     """Return raw rows of the global log (COLUMNS order), undecoded, for checks and tools."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {COLUMNS} FROM event_store WHERE position > %s ORDER BY position LIMIT %s",
-            [after, limit],
-        )
-        return cursor.fetchall()
+    return select_events(
+        "SELECT {columns} FROM event_store WHERE position > %s ORDER BY position LIMIT %s",
+        [after, limit],
+    )
 
 
 def read_all(after: int = 0, limit: int = 1000) -> list[RecordedEvent]:

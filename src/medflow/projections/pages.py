@@ -35,7 +35,7 @@ def read_page(
     range scan however rare the types are. With `decode` false the events carry their headers only (`event` is
     None, `metadata` empty), for projections that count or date events without reading them.
     """
-    sql = f"SELECT {store.COLUMNS if decode else HEADERS} FROM event_store WHERE position > %s"
+    sql = f"SELECT {'{columns}' if decode else HEADERS} FROM event_store WHERE position > %s"
     params: list = [after]
     if event_types is None:
         if until is not None:
@@ -43,7 +43,7 @@ def read_page(
             params.append(until)
         sql += " ORDER BY position LIMIT %s"
         params.append(limit)
-        rows = _fetch(sql, params)
+        rows = _fetch(sql, params, decode)
         return Page(_events(rows, decode), rows[-1][1] if rows else after, len(rows) < limit)
     # Positions become visible in order (appends hold the global-order lock to commit), so
     # every position up to the head read here is readable by the next statement.
@@ -58,12 +58,14 @@ def read_page(
         f"WITH page AS MATERIALIZED ({sql} AND position <= %s)"
         f" SELECT * FROM page WHERE event_type IN ({', '.join(['%s'] * len(types))})"
         " ORDER BY position",
-        [*params, upper, *types],
+        [*params, upper, *types], decode,
     )
     return Page(_events(rows, decode), upper, upper >= bound)
 
 
-def _fetch(sql: str, params: list) -> list:
+def _fetch(sql: str, params: list, decode: bool) -> list:
+    if decode:
+        return store.select_events(sql, params)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
