@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from medflow.eventstore.backends import dialect
+from medflow.eventstore.store import fast_cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ def latest(
         )
         params.append(d.time_in(as_of))
     sql += " ORDER BY s.version DESC LIMIT 1"
-    with connection.cursor() as cursor:
+    with fast_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
@@ -61,7 +62,7 @@ def save(
 ) -> None:
     """Store a snapshot (a second one at the same version is ignored)."""
     d = dialect()
-    with connection.cursor() as cursor:
+    with fast_cursor() as cursor:
         cursor.execute(
             "INSERT INTO snapshots (aggregate_id, aggregate_type, version, schema_version, state,"
             f" created_at) VALUES (%s, %s, %s, %s, {d.json_param}, %s)"
