@@ -322,6 +322,7 @@ def _append_pg(
              [p[0] for p in prepared], [p[1].event_type for p in prepared],
              [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
              [orjson.dumps(p[3]).decode() for p in prepared]],
+            binary=True,  # positions and times come back without text parsing
         )
         inserted = cursor.fetchall()
     if len(inserted) != count:
