@@ -4,9 +4,11 @@ Usage: python tools/make_demo_sample.py ../shared/data/synthea-ca/csv 25
 
 Keeps each patient's demographics and their last encounters with the vital signs, conditions,
 medications and numeric lab results recorded in them (plus conditions and medications still
-active). Synthea appends digits to names to keep them unique ("Maude482"); the sample drops them.
-Synthea gives no reference ranges: typical adult ranges for common tests are added from
-REFERENCE below so that the demo shows abnormal flags.
+active), and all their allergies. Synthea appends digits to names to keep them unique
+("Maude482"); the sample drops them. Synthea gives no reference ranges: typical adult ranges for
+common tests are added from REFERENCE below so that the demo shows abnormal flags. Nor does its
+CSV give an allergy's criticality: an allergy with a severe past reaction is called high
+criticality, any other low (see `criticality`).
 """
 
 import csv
@@ -50,11 +52,31 @@ def by_patient(items: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
     return grouped
 
 
+def criticality(allergy: dict[str, str]) -> str:
+    """Return FHIR's criticality for a Synthea allergy: high after a severe reaction, else low."""
+    severe = any(allergy[f"SEVERITY{n}"] == "SEVERE" for n in (1, 2))
+    return "high" if severe else "low"
+
+
+def allergy(a: dict[str, str]) -> dict:
+    """Return one Synthea allergy with its (up to two) reactions."""
+    reactions = [
+        {"code": a[f"REACTION{n}"] or None, "manifestation": a[f"DESCRIPTION{n}"],
+         "severity": a[f"SEVERITY{n}"].lower() or None}
+        for n in (1, 2) if a[f"DESCRIPTION{n}"]
+    ]
+    return {"encounter": a["ENCOUNTER"], "code_system": a["SYSTEM"], "code": a["CODE"],
+            "display": a["DESCRIPTION"], "type": a["TYPE"], "category": a["CATEGORY"],
+            "criticality": criticality(a), "reactions": reactions, "start": a["START"],
+            "stop": a["STOP"]}
+
+
 def convert(folder: Path, count: int) -> list[dict]:
     encounters = by_patient(rows(folder, "encounters"))
     conditions = by_patient(rows(folder, "conditions"))
     medications = by_patient(rows(folder, "medications"))
     observations = by_patient(rows(folder, "observations"))
+    allergies = by_patient(rows(folder, "allergies"))
     sample = []
     for n, person in enumerate(rows(folder, "patients")[:count], start=1):
         pid = person["Id"]
@@ -97,6 +119,7 @@ def convert(folder: Path, count: int) -> list[dict]:
                 for m in medications[pid] if m["ENCOUNTER"] in kept or not m["STOP"]
             ][-8:],
             "labs": labs[-LABS_PER_PATIENT:],
+            "allergies": [allergy(a) for a in allergies[pid]],
         })
     return sample
 

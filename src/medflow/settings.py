@@ -189,7 +189,7 @@ MEDFLOW_PREVIOUS_MASTER_KEYS = env_list("MEDFLOW_PREVIOUS_MASTER_KEYS", "")
 # (clinical records are commonly kept 10 years). Override: "Encounter=10,LabOrder=7".
 MEDFLOW_RETENTION_YEARS = {
     "Encounter": 10, "ClinicalNote": 10, "Prescription": 10, "LabOrder": 10, "Chart": 10,
-    "Diagnosis": 10,
+    "Diagnosis": 10, "Allergy": 10,
     **{
         name.strip(): int(years)
         for name, _, years in (

@@ -62,7 +62,7 @@ PARAMS = {
     "patient_id": "patient", "encounter_id": "encounter", "diagnosis_id": "diagnosis",
     "prescription_id": "prescription", "note_id": "draft_note", "order_id": "order",
     "result_id": "result", "appointment_id": "appointment", "provider_id": "doctor_id",
-    "task_id": "task", "alert_id": "alert",
+    "task_id": "task", "alert_id": "alert", "allergy_id": "allergy",
 }
 
 CASES: dict[str, Case] = {
@@ -100,6 +100,14 @@ CASES: dict[str, Case] = {
     "POST /api/diagnoses/{diagnosis_id}/status": Case(
         "clinical.change_diagnosis_status", if_match=True,
         body=lambda w: {"clinical_status": "remission"}),
+    "POST /api/patients/{patient_id}/allergies": Case("clinical.record_allergy", body=lambda w: {
+        "code_system": "SNOMED CT", "code": "762952008", "display": "Peanut", "category": "food"}),
+    "GET /api/patients/{patient_id}/allergies": Case("clinical.read"),
+    "GET /api/allergies/{allergy_id}": Case("clinical.read"),
+    "POST /api/allergies/{allergy_id}/resolve": Case("clinical.resolve_allergy", if_match=True,
+                                                     body=lambda w: {"reason": "outgrown"}),
+    "POST /api/allergies/{allergy_id}/refute": Case("clinical.refute_allergy", if_match=True,
+                                                    body=lambda w: {"reason": "negative test"}),
     "POST /api/patients/{patient_id}/prescriptions": Case("clinical.prescribe",
                                                           body=lambda w: dict(RX)),
     "GET /api/patients/{patient_id}/prescriptions": Case("clinical.read"),
@@ -229,6 +237,9 @@ def build_world(system, clinic, tag: str) -> dict[str, Any]:
     w["encounter"] = clinical.start_encounter(doc, patient_id=patient, provider_id=None).aggregate_id
     w["diagnosis"] = clinical.add_diagnosis(doc, patient_id=patient, code_system="ICD-10",
                                             code="I10", display="Hypertension").aggregate_id
+    w["allergy"] = clinical.record_allergy(nurse, patient_id=patient, code_system="RxNorm",
+                                           code="7980", display="Penicillin G",
+                                           category="medication").aggregate_id
     w["prescription"] = clinical.prescribe_medication(
         _ctx(doctor2, "doctor", clinic), patient_id=patient, needs_approval=True, **RX
     ).aggregate_id
@@ -258,9 +269,9 @@ def build_world(system, clinic, tag: str) -> dict[str, Any]:
 
 
 def _ids(w: dict[str, Any]) -> list[str]:
-    keys = ("patient", "encounter", "diagnosis", "prescription", "draft_note", "signed_note",
-            "order", "result", "open_order", "appointment", "checked_in", "past_appointment",
-            "task", "alert")
+    keys = ("patient", "encounter", "diagnosis", "allergy", "prescription", "draft_note",
+            "signed_note", "order", "result", "open_order", "appointment", "checked_in",
+            "past_appointment", "task", "alert")
     return [str(w[k]) for k in keys] + [w["mrn"]]
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from medflow.clinical import queries, services
 from medflow.clinical.domain import EVENTS
 from medflow.clinical.models import (
+    AllergyRecord,
     ClinicalEventRecord,
     DiagnosisRecord,
     EncounterRecord,
@@ -28,6 +29,9 @@ from tests.conftest import make_staff
 pytestmark = pytest.mark.django_db
 
 DX = {"code_system": "SNOMED CT", "code": "44054006", "display": "Diabetes mellitus type 2"}
+ALLERGY = {"code_system": "SNOMED CT", "code": "762952008", "display": "Peanut", "category": "food",
+           "criticality": "high", "reactions": [{"manifestation": "Angioedema", "severity": "severe"}],
+           "note": "Lips swelled at a party"}
 RX = {"drug_code": "860975", "drug_name": "Metformin 500 MG", "dose": "500 mg", "route": "oral",
       "frequency": "twice daily"}
 
@@ -41,7 +45,7 @@ def second_doctor_ctx(system, clinic):
 
 @pytest.fixture
 def history(doctor_ctx, second_doctor_ctx, registered):
-    """A small clinical record: encounter with vitals, diagnosis, prescriptions, notes."""
+    """A small clinical record: encounter with vitals, diagnosis, allergies, prescriptions, notes."""
     ctx, patient = doctor_ctx, registered
     encounter = services.start_encounter(ctx, patient_id=patient, provider_id=None,
                                          reason="review").aggregate_id
@@ -49,6 +53,11 @@ def history(doctor_ctx, second_doctor_ctx, registered):
                                 diastolic=95, heart_rate=88)
     diagnosis = services.add_diagnosis(ctx, patient_id=patient, encounter_id=encounter,
                                        **DX).aggregate_id
+    allergy = services.record_allergy(ctx, patient_id=patient, encounter_id=encounter,
+                                      **ALLERGY).aggregate_id
+    latex = services.record_allergy(ctx, patient_id=patient, code_system="SNOMED CT",
+                                    code="111088007", display="Latex",
+                                    category="environment").aggregate_id
     metformin = services.prescribe_medication(ctx, patient_id=patient, encounter_id=encounter,
                                               **RX).aggregate_id
     note = services.draft_note(ctx, patient_id=patient, encounter_id=encounter,
@@ -59,6 +68,8 @@ def history(doctor_ctx, second_doctor_ctx, registered):
     then = StoredEvent.objects.order_by("-position").first().timestamp
     services.record_vital_signs(ctx, patient_id=patient, systolic=135, diastolic=85, weight_kg=92)
     services.resolve_diagnosis(ctx, diagnosis)
+    services.resolve_allergy(ctx, allergy, reason="Tolerated an oral challenge")
+    services.refute_allergy(ctx, latex, reason="Negative patch test")
     services.discontinue_medication(ctx, metformin, reason="GI upset")
     pending = services.prescribe_medication(ctx, patient_id=patient, needs_approval=True,
                                             **{**RX, "drug_code": "861007", "drug_name": "Metformin XR"})
@@ -66,7 +77,7 @@ def history(doctor_ctx, second_doctor_ctx, registered):
     services.amend_note(ctx, note, amendment="HbA1c 8.1%", reason="lab result arrived")
     services.draft_note(ctx, patient_id=patient, plan="Diet review")
     return {"then": then, "encounter": encounter, "diagnosis": diagnosis, "metformin": metformin,
-            "note": note, "pending": pending.aggregate_id}
+            "note": note, "pending": pending.aggregate_id, "allergy": allergy, "latex": latex}
 
 
 def test_one_row_per_clinical_event_with_encounter_and_clinical_time(registered, history):
@@ -82,6 +93,8 @@ def test_one_row_per_clinical_event_with_encounter_and_clinical_time(registered,
     assert by_type["NoteAmended"].encounter_id == history["encounter"]
     assert rows.filter(event_type="VitalSignsRecorded").last().encounter_id is None
     assert by_type["MedicationPrescribed"].data["prescriber_id"] is not None
+    # An allergy's resolution keeps the encounter it was recorded in.
+    assert by_type["AllergyResolved"].encounter_id == history["encounter"]
 
 
 def test_read_model_indexes_are_those_the_seeds_ask_for():
@@ -97,6 +110,8 @@ def test_current_state_tables(registered, history):
     assert dict(MedicationRecord.objects.values_list("id", "status")) == {
         history["metformin"]: "discontinued", history["pending"]: "active"}
     assert sorted(NoteRecord.objects.values_list("status", flat=True)) == ["amended", "draft"]
+    assert dict(AllergyRecord.objects.values_list("id", "status")) == {
+        history["allergy"]: "resolved", history["latex"]: "refuted"}
     latest = {r.measure: r.value for r in LatestVitalSign.objects.filter(patient_id=registered)}
     assert latest == {"systolic": 135, "diastolic": 85, "heart_rate": 88, "weight_kg": 92}
 
@@ -135,7 +150,7 @@ def test_a_replay_does_not_apply_an_event_twice(history):
 
 def test_as_of_now_equals_the_tables(doctor_ctx, registered, history):
     now = timezone.now() + timedelta(seconds=1)
-    for kind in ("Encounter", "Diagnosis", "Prescription", "ClinicalNote"):
+    for kind in ("Encounter", "Diagnosis", "Allergy", "Prescription", "ClinicalNote"):
         current = queries.list_items(doctor_ctx, registered, kind)
         replayed = queries.list_items(doctor_ctx, registered, kind, as_of=now)
         assert [i.out() for i in replayed] == [i.out() for i in current], kind
@@ -155,8 +170,11 @@ def test_as_of_shows_the_record_as_it_stood(doctor_ctx, registered, history):
         "systolic": 150, "diastolic": 95, "heart_rate": 88}
     assert [(n["id"], n["status"]) for n in chart["recent_notes"]] == [(str(history["note"]), "signed")]
     assert chart["open_encounters"] == []
+    assert [(a["display"], a["status"]) for a in chart["allergies"]] == [
+        ("Peanut", "active"), ("Latex", "active")]
     now = queries.patient_chart(doctor_ctx, registered)
     assert now["active_problems"] == [] and len(now["recent_notes"]) == 2
+    assert now["allergies"] == []
     assert [m["id"] for m in now["medications"]] == [str(history["pending"])]
     assert len(queries.vital_signs_series(doctor_ctx, registered, as_of=then)) == 1
     assert len(queries.vital_signs_series(doctor_ctx, registered)) == 2

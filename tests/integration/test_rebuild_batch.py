@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from medflow.access import services as access
 from medflow.clinical import services as clinical
-from medflow.clinical.models import DiagnosisRecord, MedicationRecord, NoteRecord
+from medflow.clinical.models import AllergyRecord, DiagnosisRecord, MedicationRecord, NoteRecord
 from medflow.context import system_context
 from medflow.demo.loader import DEMO_CLINIC_ID
 from medflow.eventstore import store
@@ -91,6 +91,11 @@ def _vary(ctx) -> None:
     clinical.record_vital_signs(ctx, patient_id=updated.id, heart_rate=71,
                                 measured_at=timezone.now() - timedelta(days=3650))
     clinical.record_vital_signs(ctx, patient_id=updated.id, heart_rate=72, temperature_c=37.1)
+    # Allergies (the demo records them active): one resolved, one entered in error; the
+    # forgotten patient keeps theirs until forgotten.
+    resolved, erroneous = AllergyRecord.objects.exclude(patient_id=forgotten.id).order_by("id")[:2]
+    clinical.resolve_allergy(ctx, resolved.id, reason="outgrown")
+    clinical.refute_allergy(ctx, erroneous.id, reason="wrong chart", entered_in_error=True)
 
     # Scheduling: reschedule, cancel, check in (starts an encounter), complete; and a visit
     # booked for a patient who is archived later (the process manager cancels it).
@@ -159,7 +164,8 @@ def test_log_is_varied(varied_log):
         "LabResultCancelled", "LabOrderCancelled", "DiagnosisStatusChanged",
         "MedicationDiscontinued", "VitalSignsRecorded", "AppointmentRescheduled",
         "AppointmentCancelled", "AppointmentCheckedIn", "AppointmentCompleted", "EncounterStarted",
-        "TaskCompleted", "AlertRaised", "AlertAcknowledged",
+        "TaskCompleted", "AlertRaised", "AlertAcknowledged", "AllergyRecorded", "AllergyResolved",
+        "AllergyRefuted",
     } <= types
 
 

@@ -21,6 +21,8 @@ clinic scope: a record of a clinic the caller does not work in answers 404, neve
     clinical.revise_note                yes   yes (2)     -          -
     clinical.add/resolve_diagnosis,
       change_diagnosis_status           yes     -         -          -
+    clinical.record_allergy             yes    yes        -          -
+    clinical.resolve/refute_allergy     yes     -         -          -
     clinical.prescribe, approve_prescription (3),
       discontinue_medication            yes     -         -          -
     clinical.sign_note / amend_note     yes     -         -          -
@@ -84,13 +86,17 @@ PERMISSIONS: dict[str, Permission] = {
                                                  " for a limited time"),
     # clinical
     "clinical.read": Permission(CLINICAL_READERS, "read encounters, vitals, diagnoses,"
-                                                  " prescriptions, notes, chart"),
+                                                  " allergies, prescriptions, notes, chart"),
     "clinical.start_encounter": Permission(CLINICIANS, "start an encounter"),
     "clinical.end_encounter": Permission(CLINICIANS, "end an encounter"),
     "clinical.record_vital_signs": Permission(CLINICIANS, "record vital signs"),
     "clinical.add_diagnosis": Permission(DOCTORS, "add a diagnosis"),
     "clinical.change_diagnosis_status": Permission(DOCTORS, "change a diagnosis' status"),
     "clinical.resolve_diagnosis": Permission(DOCTORS, "resolve a diagnosis"),
+    # Nurses take allergy histories at intake; taking one off the list is a doctor's call.
+    "clinical.record_allergy": Permission(CLINICIANS, "record an allergy or intolerance"),
+    "clinical.resolve_allergy": Permission(DOCTORS, "mark an allergy resolved"),
+    "clinical.refute_allergy": Permission(DOCTORS, "mark an allergy refuted or entered in error"),
     "clinical.prescribe": Permission(DOCTORS, "prescribe a medication"),
     "clinical.approve_prescription": Permission(DOCTORS, "approve a pending prescription",
                                                 "a doctor other than the prescriber"),

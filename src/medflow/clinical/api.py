@@ -11,6 +11,11 @@ from medflow.access.request_context import context_for
 from medflow.api_common import ERRORS, WriteOut, parse_command_id, parse_if_match, require_aware
 from medflow.clinical import queries, services
 from medflow.clinical.schemas import (
+    AllergyIn,
+    AllergyListOut,
+    AllergyOut,
+    AllergyRefuteIn,
+    AllergyResolveIn,
     AmendIn,
     ChartOut,
     DiagnosisIn,
@@ -191,6 +196,57 @@ def change_diagnosis_status(request: HttpRequest, response: HttpResponse, diagno
     return _changed(response, result)
 
 
+# Allergies --------------------------------------------------------------------------------------
+
+@router.post("/patients/{patient_id}/allergies", response={201: WriteOut, **ERRORS},
+             summary="Record an allergy or intolerance")
+def record_allergy(request: HttpRequest, patient_id: UUID, payload: AllergyIn,
+                   idempotency_key: str | None = Header(None, alias="Idempotency-Key")):
+    result = services.record_allergy(
+        context_for(request), patient_id=patient_id, command_id=parse_command_id(idempotency_key),
+        **payload.model_dump(),
+    )
+    return _created(result)
+
+
+@router.get("/patients/{patient_id}/allergies", response={200: AllergyListOut, **ERRORS},
+            summary="A patient's allergies and intolerances, latest first")
+def list_allergies(request: HttpRequest, patient_id: UUID, as_of: datetime | None = None,
+                   status: list[str] | None = Query(None)):
+    return _list(request, patient_id, "Allergy", as_of, status)
+
+
+@router.get("/allergies/{allergy_id}", response={200: AllergyOut, **ERRORS},
+            summary="Read an allergy")
+def read_allergy(request: HttpRequest, response: HttpResponse, allergy_id: UUID,
+                 as_of: datetime | None = None):
+    return _one(request, response, "Allergy", allergy_id, as_of)
+
+
+@router.post("/allergies/{allergy_id}/resolve", response={200: WriteOut, **ERRORS},
+             summary="Mark an allergy resolved")
+def resolve_allergy(request: HttpRequest, response: HttpResponse, allergy_id: UUID,
+                    payload: AllergyResolveIn, if_match: str | None = Header(None, alias="If-Match"),
+                    idempotency_key: str | None = Header(None, alias="Idempotency-Key")):
+    result = services.resolve_allergy(
+        context_for(request), allergy_id, expected_version=parse_if_match(if_match, required=True),
+        command_id=parse_command_id(idempotency_key), **payload.model_dump(),
+    )
+    return _changed(response, result)
+
+
+@router.post("/allergies/{allergy_id}/refute", response={200: WriteOut, **ERRORS},
+             summary="Mark an allergy refuted or entered in error")
+def refute_allergy(request: HttpRequest, response: HttpResponse, allergy_id: UUID,
+                   payload: AllergyRefuteIn, if_match: str | None = Header(None, alias="If-Match"),
+                   idempotency_key: str | None = Header(None, alias="Idempotency-Key")):
+    result = services.refute_allergy(
+        context_for(request), allergy_id, expected_version=parse_if_match(if_match, required=True),
+        command_id=parse_command_id(idempotency_key), **payload.model_dump(),
+    )
+    return _changed(response, result)
+
+
 # Prescriptions ----------------------------------------------------------------------------------
 
 @router.post("/patients/{patient_id}/prescriptions", response={201: WriteOut, **ERRORS},
@@ -308,7 +364,7 @@ def amend_note(request: HttpRequest, response: HttpResponse, note_id: UUID, payl
 # The chart --------------------------------------------------------------------------------------
 
 @router.get("/patients/{patient_id}/chart", response={200: ChartOut, **ERRORS},
-            summary="A patient's chart: problems, medications, latest vitals, recent notes")
+            summary="A patient's chart: problems, allergies, medications, latest vitals, recent notes")
 def chart(request: HttpRequest, patient_id: UUID, as_of: datetime | None = None,
           recent_notes: int = Query(5, ge=0, le=50)):
     return queries.patient_chart(context_for(request), patient_id, as_of=require_aware(as_of),

@@ -33,6 +33,9 @@ class ClinicalEventRecord(models.Model):
             models.Index(fields=["patient_id", "recorded_at"], name="clinical_rm_patient_time_idx"),
             models.Index(fields=["event_type", "recorded_at"], name="clinical_rm_type_time_idx"),
             models.Index(fields=["encounter_id"], name="clinical_rm_encounter_idx"),
+            # An aggregate's events by version: its first event's encounter (the projection) and
+            # a version's entry (queries).
+            models.Index(fields=["aggregate_id", "version"], name="clinical_rm_aggregate_idx"),
         ]
 
 
@@ -80,6 +83,22 @@ class DiagnosisRecord(CurrentState):
         indexes = [
             models.Index(fields=["patient_id", "status"], name="clinical_dx_patient_idx"),
             models.Index(fields=["code_system", "code"], name="clinical_dx_code_idx"),
+        ]
+
+
+class AllergyRecord(CurrentState):
+    """Allergies and intolerances; `status` is active, resolved, refuted or entered-in-error."""
+
+    code_system = models.CharField(max_length=20)
+    code = models.CharField(max_length=40)
+    category = models.CharField(max_length=20)
+    criticality = models.CharField(max_length=20, blank=True)  # empty: not assessed
+
+    class Meta:
+        db_table = "clinical_allergy"
+        indexes = [
+            models.Index(fields=["patient_id", "status"], name="clinical_allergy_patient_idx"),
+            models.Index(fields=["code_system", "code"], name="clinical_allergy_code_idx"),
         ]
 
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from medflow.clinical.domain import (
     EVENTS,
+    Allergy,
     ClinicalNote,
     Diagnosis,
     Encounter,
@@ -19,6 +20,7 @@ from medflow.clinical.domain import (
 from medflow.clinical.domain.common import ClinicalAggregate
 from medflow.clinical.domain.vitals import latest_values
 from medflow.clinical.models import (
+    AllergyRecord,
     ClinicalEventRecord,
     CurrentState,
     DiagnosisRecord,
@@ -35,7 +37,7 @@ from medflow.timeline.projections import occurred_at
 
 READ_MODELS = [
     ClinicalEventRecord, EncounterRecord, DiagnosisRecord, MedicationRecord, NoteRecord,
-    LatestVitalSign,
+    LatestVitalSign, AllergyRecord,
 ]
 
 Columns = Callable[[Any], dict[str, Any]]
@@ -48,6 +50,10 @@ STATE_TABLES: dict[str, tuple[type[ClinicalAggregate], type[CurrentState], Colum
     }),
     "Diagnosis": (Diagnosis, DiagnosisRecord, lambda s: {
         "status": s.clinical_status.value, "code_system": s.code_system.value, "code": s.code,
+    }),
+    "Allergy": (Allergy, AllergyRecord, lambda s: {
+        "status": s.status.value, "code_system": s.code_system.value, "code": s.code,
+        "category": s.category.value, "criticality": s.criticality.value if s.criticality else "",
     }),
     "Prescription": (Prescription, MedicationRecord, lambda s: {
         "status": s.status.value, "drug_code": s.drug_code, "drug_name": s.drug_name,

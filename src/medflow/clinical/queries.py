@@ -65,7 +65,7 @@ def list_items(
     ctx: Context, patient_id: UUID, aggregate_type: str, *, as_of: datetime | None = None,
     statuses: Iterable[str] | None = None, encounter_id: UUID | None = None,
 ) -> list[Item]:
-    """Return a patient's encounters, diagnoses, prescriptions or notes, newest first."""
+    """Return a patient's encounters, diagnoses, allergies, prescriptions or notes, newest first."""
     patient_in_scope(ctx, patient_id)
     replayed = replay(patient_id, as_of) if as_of is not None else None
     return _items(patient_id, aggregate_type, replayed, statuses, encounter_id)
@@ -98,7 +98,7 @@ def _status(aggregate_type: str, state: dict[str, Any]) -> str:
 def get_item(
     ctx: Context, aggregate_type: str, aggregate_id: UUID, *, as_of: datetime | None = None
 ) -> Item:
-    """Return one encounter, diagnosis, prescription or note (as of a time)."""
+    """Return one encounter, diagnosis, allergy, prescription or note (as of a time)."""
     require_reader(ctx)
     cls, model, _ = STATE_TABLES[aggregate_type]
     row = model.objects.filter(id=aggregate_id).first()
@@ -208,14 +208,15 @@ def replay(patient_id: UUID, as_of: datetime | None = None) -> Replayed:
 # The chart --------------------------------------------------------------------------------------
 
 ACTIVE_PROBLEMS = ("active", "recurrence", "relapse")
+ACTIVE_ALLERGIES = ("active",)
 CURRENT_MEDICATIONS = ("pending", "active")
 
 
 def patient_chart(
     ctx: Context, patient_id: UUID, *, as_of: datetime | None = None, recent_notes: int = 5
 ) -> dict[str, Any]:
-    """Return the chart: demographics, active problems, current medications, latest vitals,
-    recent notes and open encounters (as of a time)."""
+    """Return the chart: demographics, active problems, active allergies (high criticality
+    first), current medications, latest vitals, recent notes and open encounters (as of a time)."""
     require_reader(ctx)
     patient = (
         get_patient(ctx, patient_id) if as_of is None
@@ -230,6 +231,9 @@ def patient_chart(
     return {
         "patient": {**patient.data, "version": patient.version},
         "active_problems": items("Diagnosis", ACTIVE_PROBLEMS),
+        # A prescriber must not miss a high-criticality allergy at the end of a long list.
+        "allergies": sorted(items("Allergy", ACTIVE_ALLERGIES),
+                            key=lambda a: a["criticality"] != "high"),
         "medications": items("Prescription", CURRENT_MEDICATIONS),
         "latest_vitals": replayed.latest_vitals if replayed else _latest_vitals(patient_id, None),
         "recent_notes": items("ClinicalNote")[:recent_notes],

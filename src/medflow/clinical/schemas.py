@@ -154,6 +154,68 @@ class DiagnosisListOut(Schema):
     as_of: datetime | None
 
 
+# Allergies --------------------------------------------------------------------------------------
+
+class ReactionIn(StrictIn):
+    manifestation: str
+    code: str | None = None
+    severity: str | None = None
+
+
+class AllergyIn(StrictIn):
+    code_system: str
+    code: str
+    display: str
+    type: str = "allergy"
+    category: str
+    criticality: str | None = None
+    reactions: list[ReactionIn] = []
+    onset_date: date | None = None
+    note: str | None = None
+    encounter_id: UUID | None = None
+
+
+class AllergyResolveIn(StrictIn):
+    reason: str | None = None
+    resolved_on: date | None = None
+
+
+class AllergyRefuteIn(StrictIn):
+    reason: str | None = None
+    entered_in_error: bool = False
+
+
+class ReactionOut(Schema):
+    manifestation: str
+    code: str | None
+    severity: str | None
+
+
+class AllergyOut(Recorded):
+    id: UUID
+    patient_id: UUID
+    encounter_id: UUID | None
+    code_system: str
+    code: str
+    display: str
+    type: str
+    category: str
+    criticality: str | None
+    reactions: list[ReactionOut]
+    onset_date: date | None
+    note: str | None
+    recorded_by: int | None
+    status: str
+    resolved_on: date | None
+    status_reason: str | None
+
+
+class AllergyListOut(Schema):
+    items: list[AllergyOut]
+    count: int
+    as_of: datetime | None
+
+
 # Prescriptions ----------------------------------------------------------------------------------
 
 class PrescriptionIn(StrictIn):
@@ -264,6 +326,7 @@ class ChartPatientOut(Schema):
 class ChartOut(Schema):
     patient: ChartPatientOut
     active_problems: list[DiagnosisOut]
+    allergies: list[AllergyOut]
     medications: list[PrescriptionOut]
     latest_vitals: dict[str, LatestVitalOut]
     recent_notes: list[NoteOut]

@@ -2,9 +2,9 @@
 
 Who may do what (MedFlow itself, the "system" role, may do everything):
 - doctor: everything below;
-- nurse: start and end encounters, record vital signs, draft notes and revise their own drafts;
-  only doctors diagnose, prescribe, approve, sign and amend, because those are the acts a
-  doctor answers for;
+- nurse: start and end encounters, record vital signs and allergies, draft notes and revise their
+  own drafts; only doctors diagnose, take an allergy off the list, prescribe, approve, sign and
+  amend, because those are the acts a doctor answers for;
 - receptionist: none of these, and no clinical reads either (see queries.py);
 - admin: reads only.
 A patient outside the caller's clinics is "not found", never "forbidden".
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from medflow.access.models import Membership
 from medflow.clinical.domain import (
+    Allergy,
     ClinicalNote,
     Diagnosis,
     Encounter,
@@ -25,7 +26,7 @@ from medflow.clinical.domain import (
     chart_id,
 )
 from medflow.clinical.domain.vitals import Chart
-from medflow.clinical.models import EncounterRecord
+from medflow.clinical.models import AllergyRecord, EncounterRecord
 from medflow.context import Context, require_permission
 from medflow.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleViolated, VersionConflict
 from medflow.eventstore import store
@@ -255,6 +256,79 @@ def resolve_diagnosis(
 
     return execute(
         ctx, Diagnosis, diagnosis_id, decide, command="ResolveDiagnosis",
+        expected_version=expected_version, command_id=command_id,
+    )
+
+
+# Allergies --------------------------------------------------------------------------------------
+
+def record_allergy(
+    ctx: Context, *, patient_id: UUID, code_system: str, code: str, display: str, category: str,
+    type: str = "allergy", criticality: str | None = None,
+    reactions: list[dict[str, Any]] | None = None, onset_date: date | str | None = None,
+    note: str | None = None, encounter_id: UUID | None = None, allergy_id: UUID | None = None,
+    command_id: UUID | None = None,
+) -> CommandResult:
+    """Record an allergy or intolerance; one to a substance already on the active list is a
+    conflict (add the reaction to a note instead of listing the substance twice)."""
+    require_permission(ctx, "clinical.record_allergy")
+    clinic_id = _patient_clinic(ctx, patient_id)
+    _check_encounter(patient_id, encounter_id, open_only=True)
+
+    def decide(allergy: Allergy) -> None:
+        allergy.add(
+            patient_id=patient_id, today=_today(), recorded_by=ctx.user_id,
+            code_system=code_system, code=code, display=display, type=type, category=category,
+            criticality=criticality, reactions=reactions, onset_date=onset_date, note=note,
+            encounter_id=encounter_id,
+        )
+        # The aggregate has normalised the code system's name and the code: compare those.
+        event = allergy.pending[-1]
+        if AllergyRecord.objects.filter(
+            patient_id=patient_id, status="active", code_system=event.code_system.value,
+            code=event.code,
+        ).exists():
+            raise Conflict(f"{event.display} is already on the patient's active allergies",
+                           field="code", code="allergy_exists")
+
+    return execute(
+        ctx, Allergy, allergy_id or uuid4(), decide, command="RecordAllergy", create=True,
+        clinic_id=clinic_id, command_id=command_id,
+    )
+
+
+def resolve_allergy(
+    ctx: Context, allergy_id: UUID, *, reason: str | None, resolved_on: date | str | None = None,
+    expected_version: int | None = None, command_id: UUID | None = None,
+) -> CommandResult:
+    """Take an allergy off the active list (today, unless another date is given); the reason is
+    required."""
+    require_permission(ctx, "clinical.resolve_allergy")
+
+    def decide(allergy: Allergy) -> None:
+        _require_visible(ctx, allergy)
+        today = _today()
+        allergy.resolve(resolved_on=resolved_on or today, today=today, reason=reason)
+
+    return execute(
+        ctx, Allergy, allergy_id, decide, command="ResolveAllergy",
+        expected_version=expected_version, command_id=command_id,
+    )
+
+
+def refute_allergy(
+    ctx: Context, allergy_id: UUID, *, reason: str | None, entered_in_error: bool = False,
+    expected_version: int | None = None, command_id: UUID | None = None,
+) -> CommandResult:
+    """Mark an allergy refuted (or entered in error); the reason is required."""
+    require_permission(ctx, "clinical.refute_allergy")
+
+    def decide(allergy: Allergy) -> None:
+        _require_visible(ctx, allergy)
+        allergy.refute(reason=reason, entered_in_error=entered_in_error)
+
+    return execute(
+        ctx, Allergy, allergy_id, decide, command="RefuteAllergy",
         expected_version=expected_version, command_id=command_id,
     )
 

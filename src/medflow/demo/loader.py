@@ -1,5 +1,6 @@
-"""Load the demo clinic, users and patients with their clinical histories, through the
-application services like any other client (idempotent: patients already there are skipped).
+"""Load the demo clinic, users and patients with their clinical histories (encounters, vitals,
+diagnoses, allergies, medications, labs, notes), through the application services like any other
+client (idempotent: patients already there are skipped).
 
 The sample (data/sample.json) was converted from a Synthea export by tools/make_demo_sample.py.
 Historical facts keep their clinical times: each command carries the original time as its
@@ -106,9 +107,14 @@ class _Loader:
         )
         for visit in row["encounters"]:
             self.encounter(patient_id, row, visit)
+        kept = {v["source_id"] for v in row["encounters"]}
         for condition in row["conditions"]:
-            if condition["encounter"] not in {v["source_id"] for v in row["encounters"]}:
+            if condition["encounter"] not in kept:
                 self.condition(patient_id, condition, None)
+        # Samples made before allergies were converted have none.
+        for allergy in row.get("allergies", ()):
+            if allergy["encounter"] not in kept:
+                self.allergy(patient_id, allergy, None)
         last = row["encounters"][-1] if row["encounters"] else None
         if last:
             self.note(patient_id, last)
@@ -136,6 +142,9 @@ class _Loader:
         for condition in row["conditions"]:
             if condition["encounter"] == visit["source_id"]:
                 self.condition(patient_id, condition, encounter_id)
+        for allergy in row.get("allergies", ()):
+            if allergy["encounter"] == visit["source_id"]:
+                self.allergy(patient_id, allergy, encounter_id)
         for medication in row["medications"]:
             if medication["encounter"] == visit["source_id"]:
                 self.medication(patient_id, medication, encounter_id)
@@ -157,6 +166,20 @@ class _Loader:
             self.attempt("resolution", lambda: clinical.resolve_diagnosis(
                 self.at(_time(condition["stop"])), diagnosis_id,
                 resolved_on=condition["stop"][:10]))
+
+    def allergy(self, patient_id, allergy: dict, encounter_id) -> None:
+        allergy_id = _id("allergy", str(patient_id), allergy["code"], allergy["start"])
+        recorded = self.attempt("allergy", lambda: clinical.record_allergy(
+            self.at(_time(allergy["start"])), patient_id=patient_id,
+            code_system=allergy["code_system"], code=allergy["code"],
+            display=allergy["display"][:200], type=allergy["type"], category=allergy["category"],
+            criticality=allergy["criticality"],
+            reactions=[{k: v for k, v in r.items() if v} for r in allergy["reactions"]],
+            onset_date=allergy["start"][:10], encounter_id=encounter_id, allergy_id=allergy_id))
+        if recorded and allergy["stop"]:
+            self.attempt("allergy resolution", lambda: clinical.resolve_allergy(
+                self.at(_time(allergy["stop"])), allergy_id, resolved_on=allergy["stop"][:10],
+                reason="resolved in the source record"))
 
     def medication(self, patient_id, medication: dict, encounter_id) -> None:
         name = medication["name"]

@@ -25,6 +25,8 @@ urlpatterns = [
     path(P + "audit/", views.audit, name="audit"),
     path(P + "vitals/new/", views.vitals_new, name="vitals_new"),
     path(P + "diagnoses/new/", views.diagnosis_new, name="diagnosis_new"),
+    path(P + "allergies/new/", views.allergy_new, name="allergy_new"),
+    path(P + "allergies/<uuid:allergy_id>/close/", views.allergy_close, name="allergy_close"),
     path(P + "prescriptions/new/", views.prescription_new, name="prescription_new"),
     path(P + "prescriptions/<uuid:prescription_id>/approve/", views.prescription_approve,
          name="prescription_approve"),

@@ -42,8 +42,8 @@ from medflow.work import queries as work_queries
 VITAL_LABELS = {"systolic": "Systolic BP", "diastolic": "Diastolic BP", "heart_rate": "Heart rate",
                 "respiratory_rate": "Respiratory rate", "temperature_c": "Temperature",
                 "spo2": "SpO2", "weight_kg": "Weight", "height_cm": "Height", "bmi": "BMI"}
-TIMELINE_KINDS = ("patient", "vitals", "diagnosis", "medication", "lab", "note", "encounter",
-                  "appointment", "task", "alert")
+TIMELINE_KINDS = ("patient", "vitals", "diagnosis", "allergy", "medication", "lab", "note",
+                  "encounter", "appointment", "task", "alert")
 
 
 # Plumbing ---------------------------------------------------------------------------------------
@@ -472,6 +472,89 @@ def diagnosis_new(request: HttpRequest, patient_id: UUID) -> HttpResponse:
     return _run_form(request, fields, title="Add a diagnosis", submit="Add", patient=patient,
                      cancel=_chart_url(patient_id), action=action,
                      done=lambda r: _chart_url(patient_id, "problems"), success="Diagnosis added.")
+
+
+ALLERGY_SYSTEMS = (("SNOMED CT", "SNOMED CT"), ("RxNorm", "RxNorm"))
+ALLERGY_CATEGORIES = tuple((c, c.title()) for c in ("medication", "food", "environment", "biologic"))
+ALLERGY_TYPES = (("allergy", "Allergy"), ("intolerance", "Intolerance (not immune)"))
+CRITICALITIES = (("high", "High"), ("low", "Low"), ("unable-to-assess", "Unable to assess"))
+SEVERITIES = tuple((s, s.title()) for s in ("mild", "moderate", "severe"))
+ALLERGY_FIELDS = [
+    Field("display", "Substance", required=True, help="for example Penicillin G, peanut, latex"),
+    Field("code_system", "Code system", "select", required=True, choices=ALLERGY_SYSTEMS),
+    Field("code", "Code", required=True,
+          help="SNOMED CT substance, or the RxNorm code of a medication"),
+    Field("category", "Category", "select", required=True, choices=ALLERGY_CATEGORIES),
+    Field("type", "Type", "select", choices=ALLERGY_TYPES),
+    Field("criticality", "Criticality", "select", choices=CRITICALITIES,
+          help="The risk of a life-threatening reaction next time."),
+    Field("manifestation", "Reaction", help="What happened, for example hives"),
+    Field("severity", "Reaction severity", "select", choices=SEVERITIES),
+    Field("onset_date", "Onset date", "date"),
+    Field("note", "Note", "textarea"),
+]
+
+
+@ui
+def allergy_new(request: HttpRequest, patient_id: UUID) -> HttpResponse:
+    ctx = context_for(request)
+    patient = _patient_header(ctx, patient_id)
+
+    def action(form: Form):
+        reaction = {"manifestation": form.text("manifestation"), "severity": form.text("severity")}
+        if reaction["severity"] and not reaction["manifestation"]:
+            raise InvalidInput("describe the reaction whose severity is given",
+                               field="manifestation")
+        return clinical.record_allergy(
+            ctx, patient_id=patient_id, code_system=form.values["code_system"],
+            code=form.values["code"], display=form.values["display"],
+            category=form.values["category"], type=form.values["type"] or "allergy",
+            criticality=form.text("criticality"),
+            reactions=[reaction] if reaction["manifestation"] else [],
+            onset_date=form.date("onset_date"), note=form.text("note"))
+
+    return _run_form(request, ALLERGY_FIELDS, title="Record an allergy", submit="Record",
+                     patient=patient, cancel=_chart_url(patient_id), action=action,
+                     done=lambda r: _chart_url(patient_id, "allergies"), success="Allergy recorded.")
+
+
+ALLERGY_OUTCOMES = (("resolved", "Resolved: the patient no longer reacts"),
+                    ("refuted", "Refuted: the patient was never allergic"),
+                    ("entered-in-error", "Entered in error"))
+
+
+@ui
+def allergy_close(request: HttpRequest, patient_id: UUID, allergy_id: UUID) -> HttpResponse:
+    """Take an allergy off the active list: resolved, refuted or entered in error."""
+    ctx = context_for(request)
+    patient = _patient_header(ctx, patient_id)
+    item = clinical_queries.get_item(ctx, "Allergy", allergy_id)
+    if item.state["patient_id"] != str(patient_id):
+        raise NotFound(f"no Allergy {allergy_id}", field="id")
+    fields = [
+        Field("outcome", "Outcome", "select", required=True, choices=ALLERGY_OUTCOMES),
+        Field("resolved_on", "Resolved on", "date", help="For a resolved allergy; empty for today."),
+        Field("reason", "Reason", required=True),
+        Field("version", "", "hidden"),
+    ]
+
+    def action(form: Form):
+        outcome, version = form.values["outcome"], form.number("version", int)
+        if outcome == "resolved":
+            return clinical.resolve_allergy(ctx, allergy_id, reason=form.text("reason"),
+                                            resolved_on=form.date("resolved_on"),
+                                            expected_version=version)
+        if outcome not in ("refuted", "entered-in-error"):
+            raise InvalidInput("choose one of the outcomes", field="outcome")
+        return clinical.refute_allergy(ctx, allergy_id, reason=form.text("reason"),
+                                       entered_in_error=outcome == "entered-in-error",
+                                       expected_version=version)
+
+    return _run_form(request, fields, title=f"Resolve or refute: {item.state['display']}",
+                     submit="Save", patient=patient, cancel=_chart_url(patient_id, "allergies"),
+                     initial={"version": item.version}, action=action, aggregate_id=allergy_id,
+                     done=lambda r: _chart_url(patient_id, "allergies"),
+                     success="Allergy taken off the active list.")
 
 
 ROUTES = tuple((r, r) for r in ("oral", "iv", "im", "sc", "inhaled", "topical", "nasal",

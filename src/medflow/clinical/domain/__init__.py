@@ -1,8 +1,17 @@
-"""The clinical domain: encounters, vital signs, diagnoses, prescriptions, SOAP notes.
+"""The clinical domain: encounters, vital signs, diagnoses, allergies, prescriptions, SOAP notes.
 
 Plain Python and pydantic, no Django. One module per aggregate, with its events beside it.
 """
 
+from medflow.clinical.domain.allergy import (
+    Allergy,
+    AllergyCategory,
+    AllergyRecorded,
+    AllergyRefuted,
+    AllergyResolved,
+    AllergyStatus,
+    Criticality,
+)
 from medflow.clinical.domain.diagnosis import (
     ClinicalStatus,
     CodeSystem,
@@ -42,14 +51,18 @@ EVENTS = (
     DiagnosisAdded, DiagnosisStatusChanged, DiagnosisResolved,
     MedicationPrescribed, PrescriptionApproved, MedicationDiscontinued,
     NoteDrafted, NoteRevised, NoteSigned, NoteAmended,
+    AllergyRecorded, AllergyResolved, AllergyRefuted,
 )
 """Every event of the clinical context."""
 
-AGGREGATES = {cls.aggregate_type: cls for cls in (Encounter, Chart, Diagnosis, Prescription, ClinicalNote)}
+AGGREGATES = {cls.aggregate_type: cls for cls in (Encounter, Chart, Diagnosis, Prescription, ClinicalNote,
+                                                      Allergy)}
 """The clinical aggregates by type name."""
 
 __all__ = [
-    "AGGREGATES", "EVENTS", "MEASURES", "Chart", "ClinicalNote", "ClinicalStatus", "CodeSystem",
+    "AGGREGATES", "EVENTS", "MEASURES", "Allergy", "AllergyCategory", "AllergyRecorded",
+    "AllergyRefuted", "AllergyResolved", "AllergyStatus", "Chart", "ClinicalNote", "ClinicalStatus",
+    "CodeSystem", "Criticality",
     "Diagnosis", "DiagnosisAdded", "DiagnosisResolved", "DiagnosisStatusChanged", "Disposition",
     "Encounter", "EncounterEnded", "EncounterKind", "EncounterStarted", "EncounterStatus",
     "MedicationDiscontinued", "MedicationPrescribed", "MedicationStatus", "NoteAmended",
