@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+from django.db import connection
+
 from medflow.clinical.domain import VitalSignsRecorded
 from medflow.clinical.domain.common import ClinicalAggregate
 from medflow.clinical.domain.vitals import latest_values
@@ -19,8 +22,10 @@ from medflow.clinical.models import ClinicalEventRecord, LatestVitalSign
 from medflow.clinical.projections import STATE_TABLES
 from medflow.context import Context, require_role
 from medflow.errors import NotFound
+from medflow.eventstore.backends import dialect
 from medflow.eventstore.commands import load_aggregate
 from medflow.eventstore.events import registry
+from medflow.eventstore.store import fast_cursor
 from medflow.patients.queries import PatientView, get_patient, get_patient_at
 
 READERS = ("doctor", "nurse", "admin")
@@ -130,12 +135,22 @@ def latest_vitals(ctx: Context, patient_id: UUID, *, as_of: datetime | None = No
 def _latest_vitals(patient_id: UUID, as_of: datetime | None) -> dict[str, dict[str, Any]]:
     if as_of is not None:
         return replay(patient_id, as_of).latest_vitals
+    d = dialect()
+    with fast_cursor() as cursor:
+        cursor.execute(
+            "SELECT measure, value, unit, measured_at, event_id, encounter_id"
+            f" FROM {connection.ops.quote_name(LatestVitalSign._meta.db_table)}"
+            " WHERE patient_id = %s ORDER BY measure",
+            [d.uuid_in(patient_id)],
+        )
+        rows = cursor.fetchall()
     return {
-        row.measure: {
-            "value": row.value, "unit": row.unit, "measured_at": row.measured_at,
-            "event_id": row.event_id, "encounter_id": row.encounter_id,
+        measure: {
+            "value": value, "unit": unit, "measured_at": d.time_out(measured_at),
+            "event_id": d.uuid_out(event_id),
+            "encounter_id": d.uuid_out(encounter_id) if encounter_id else None,
         }
-        for row in LatestVitalSign.objects.filter(patient_id=patient_id).order_by("measure")
+        for measure, value, unit, measured_at, event_id, encounter_id in rows
     }
 
 
@@ -223,20 +238,59 @@ def patient_chart(
         else get_patient_at(ctx, patient_id, as_of=as_of)
     )
 
-    replayed = replay(patient_id, as_of) if as_of is not None else None
+    if as_of is None:
+        found = _chart_items(patient_id)
+        latest_vitals = _latest_vitals(patient_id, None)
+    else:
+        replayed = replay(patient_id, as_of)
+        found = {kind: _items(patient_id, kind, replayed, statuses)
+                 for kind, statuses in CHART_SECTIONS.items()}
+        latest_vitals = replayed.latest_vitals
 
-    def items(kind: str, statuses: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        return [i.out() for i in _items(patient_id, kind, replayed, statuses)]
+    def items(kind: str) -> list[dict[str, Any]]:
+        return [i.out() for i in found[kind]]
 
     return {
         "patient": {**patient.data, "version": patient.version},
-        "active_problems": items("Diagnosis", ACTIVE_PROBLEMS),
+        "active_problems": items("Diagnosis"),
         # A prescriber must not miss a high-criticality allergy at the end of a long list.
-        "allergies": sorted(items("Allergy", ACTIVE_ALLERGIES),
-                            key=lambda a: a["criticality"] != "high"),
-        "medications": items("Prescription", CURRENT_MEDICATIONS),
-        "latest_vitals": replayed.latest_vitals if replayed else _latest_vitals(patient_id, None),
+        "allergies": sorted(items("Allergy"), key=lambda a: a["criticality"] != "high"),
+        "medications": items("Prescription"),
+        "latest_vitals": latest_vitals,
         "recent_notes": items("ClinicalNote")[:recent_notes],
-        "open_encounters": items("Encounter", ("in_progress",)),
+        "open_encounters": items("Encounter"),
         "as_of": as_of,
     }
+
+
+# The chart's sections: which items of each kind it shows (None: all of them).
+CHART_SECTIONS: dict[str, tuple[str, ...] | None] = {
+    "Diagnosis": ACTIVE_PROBLEMS, "Allergy": ACTIVE_ALLERGIES, "Prescription": CURRENT_MEDICATIONS,
+    "ClinicalNote": None, "Encounter": ("in_progress",),
+}
+
+
+def _chart_items(patient_id: UUID) -> dict[str, list[Item]]:
+    """Return the current items of every chart section, read in one statement (a chart is read
+    far more often than it is written: one round trip instead of one per section)."""
+    d = dialect()
+    parts, params = [], []
+    for kind, statuses in CHART_SECTIONS.items():
+        table = STATE_TABLES[kind][1]._meta.db_table
+        # The kind is a constant of this module, never input: it goes in the SQL as a literal.
+        sql = (f"SELECT '{kind}' AS kind, state, version, created_at, updated_at"
+               f" FROM {connection.ops.quote_name(table)} WHERE patient_id = %s")
+        params.append(d.uuid_in(patient_id))
+        if statuses:
+            sql += f" AND status IN ({', '.join(['%s'] * len(statuses))})"
+            params += statuses
+        parts.append(sql)
+    with fast_cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    found: dict[str, list[Item]] = {kind: [] for kind in CHART_SECTIONS}
+    for kind, state, version, created_at, updated_at in rows:
+        found[kind].append(Item(state if isinstance(state, dict) else orjson.loads(state), version,
+                                d.time_out(created_at), d.time_out(updated_at)))
+    return {kind: sorted(items, key=_sort_key(kind), reverse=True)
+            for kind, items in found.items()}
