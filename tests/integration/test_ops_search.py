@@ -8,7 +8,7 @@ from django.db import connection
 
 from medflow.patients import queries
 from medflow.patients.models import PatientReadModel
-from medflow.patients.services import register_patient
+from medflow.patients.services import register_patient, update_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +44,36 @@ def test_substring_and_exact_mrn_on_every_backend(doctor_ctx, people):
     assert names(doctor_ctx, "%") == []  # LIKE wildcards are literal
 
 
+def test_a_short_word_matches_a_whole_name_word(doctor_ctx, clinic, people):
+    register_patient(doctor_ctx, clinic_id=clinic.id, mrn="M-5", given_names="Mei Ling",
+                     family_name="Wu", birth_date="1950-01-01", sex="unknown")
+    assert names(doctor_ctx, "wu") == ["Wu"]
+    assert names(doctor_ctx, "WU mei") == ["Wu"]
+    assert names(doctor_ctx, "mei wu") == ["Wu"]
+    assert names(doctor_ctx, "ada lo") == []  # "lo" only begins "lovelace"
+    assert names(doctor_ctx, "ag") == []  # inside "babbage"
+    assert names(doctor_ctx, "_u") == []  # LIKE wildcards are literal
+
+
+def test_a_term_with_a_digit_is_no_name(doctor_ctx, people):
+    assert names(doctor_ctx, "ada 1950") == []
+    assert names(doctor_ctx, "M-3") == ["Lovelace"]
+
+
+def test_the_count_is_of_every_match_and_the_page_is_a_slice_of_them(doctor_ctx, clinic):
+    for index, given in enumerate(["Eve", "Ann", "Cy", "Bo", "Di"]):
+        register_patient(doctor_ctx, clinic_id=clinic.id, mrn=f"S-{index}", given_names=given,
+                         family_name="Smith", birth_date="1950-01-01", sex="unknown")
+    register_patient(doctor_ctx, clinic_id=clinic.id, mrn="S-9", given_names="Al",
+                     family_name="Jones", birth_date="1950-01-01", sex="unknown")
+    count, rows = queries.search_patients(doctor_ctx, "smith", limit=2, offset=1)
+    assert count == 5 and [row.given_names for row in rows] == ["Bo", "Cy"]
+    count, rows = queries.search_patients(doctor_ctx, "smith", limit=20, offset=10)
+    assert count == 5 and rows == []
+    count, rows = queries.search_patients(doctor_ctx, "", limit=3)
+    assert count == 6 and [row.family_name for row in rows] == ["Jones", "Smith", "Smith"]
+
+
 @pytest.fixture
 def postgres_only():
     if connection.vendor != "postgresql":
@@ -62,6 +92,18 @@ def test_typos_still_find_the_patient(doctor_ctx, people, postgres_only):
     assert names(doctor_ctx, "babage") == ["Babbage"]
     assert names(doctor_ctx, "ada lovelase") == ["Lovelace"]
     assert names(doctor_ctx, "zzyzx") == []
+    # A three-letter word is not matched loosely: at the default similarity "adx" would match
+    # every word that starts with "ad".
+    assert names(doctor_ctx, "adx") == []
+
+
+def test_typos_are_looked_for_only_when_nothing_matches_as_typed(doctor_ctx, clinic, people,
+                                                                  postgres_only):
+    register_patient(doctor_ctx, clinic_id=clinic.id, mrn="M-5", given_names="Ada",
+                     family_name="Lovlace", birth_date="1950-01-01", sex="unknown")
+    assert names(doctor_ctx, "lovlace") == ["Lovlace"]
+    assert names(doctor_ctx, "lovelace") == ["Lovelace"]
+    assert names(doctor_ctx, "lovalace") == ["Lovelace", "Lovlace"]
 
 
 def test_mrn_is_exact_and_phone_matches_its_digits(doctor_ctx, people, postgres_only):
@@ -72,11 +114,40 @@ def test_mrn_is_exact_and_phone_matches_its_digits(doctor_ctx, people, postgres_
     assert names(doctor_ctx, "7946") == []
 
 
-def test_the_trigram_index_exists(postgres_only):
+def test_the_trigram_index_is_on_the_stored_unaccented_name(postgres_only):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'patient_rm_name_trgm_idx'")
+        cursor.execute("SELECT indexdef FROM pg_indexes"
+                       " WHERE indexname = 'patient_rm_search_key_trgm_idx'")
         (definition,) = cursor.fetchone()
-    assert "gin_trgm_ops" in definition and "medflow_unaccent" in definition
+    # fastupdate off: no pending list of new rows for every search to read through.
+    assert "gin_trgm_ops" in definition and "(search_key" in definition
+    assert "fastupdate=off" in definition
+
+
+def test_the_search_key_follows_the_name(doctor_ctx, people, postgres_only):
+    row = PatientReadModel.objects.get(mrn="M-3")
+    update_patient(doctor_ctx, row.id, {"family_name": "Brontë"}, expected_version=row.version)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT search_key FROM patient_read_model WHERE id = %s", [row.id])
+        assert cursor.fetchone() == ("ada bronte",)
+    assert names(doctor_ctx, "bronte") == ["Brontë"]
+    assert names(doctor_ctx, "lovelace") == []
+
+
+@pytest.mark.parametrize("term, typos", [
+    ("lovelace", False), ("lovlace", True), ("li", False), ("ada li", False), ("ada li", True),
+])
+def test_every_word_of_a_name_search_is_served_by_the_trigram_index(postgres_only, term, typos):
+    # A LIKE '%li%' has no trigram to look up (the whole index is read); each word must be an
+    # index condition, whatever its length, as typed or with typos.
+    rows = queries._fuzzy_filter(PatientReadModel.objects.all(), term, typos=typos)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        sql, params = rows.values("id").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Index Scan on patient_rm_search_key_trgm_idx" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 

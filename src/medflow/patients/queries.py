@@ -71,55 +71,143 @@ def get_patient_at(
 def search_patients(
     ctx: Context, q: str = "", *, limit: int = 20, offset: int = 0
 ) -> tuple[int, list[PatientReadModel]]:
-    """Find patients by name (any part, any case) or exact MRN; return the total and a page."""
+    """Find patients by name, exact MRN or phone number; return the total and a page.
+
+    A name matches when every word of `q` is part of it, case ignored (a word under three
+    letters must be a whole word of the name: "li" finds Li, not Lisa or William). On PostgreSQL
+    accents are ignored too, and when no name holds every word, names close to them are looked
+    for instead: a word of four letters or more then also matches a name word within pg_trgm's
+    word similarity (MEDFLOW_SEARCH_SIMILARITY), so "lovlace" finds Lovelace. A term with a digit
+    in it is no name: it matches the exact MRN or, without letters, the phone number's digits.
+    Results are ordered by family name, given names, id; the total counts every match.
+    """
     rows = visible_patients(ctx).filter(forgotten=False)
     term = q.strip()
     if term and connection.vendor == "postgresql":
-        rows = _fuzzy_filter(rows, term)
-    elif term:
-        # SQLite fallback: every word must match part of the name, or the whole term the MRN.
-        name_match = Q()
-        for word in term.lower().split():
-            name_match &= Q(search_name__contains=word)
-        rows = rows.filter(Q(mrn=term) | name_match)
-    rows = rows.order_by("family_name", "given_names", "id")
-    page = list(rows[offset:offset + limit])
+        # Typos are looked for only when nothing matches as typed: checking word similarity
+        # costs far more per row than LIKE, and a common name matches thousands of rows.
+        total, page = _fuzzy_page(_fuzzy_filter(rows, term), limit, offset)
+        if total == 0 and _typo_words(term):
+            total, page = _fuzzy_page(_fuzzy_filter(rows, term, typos=True), limit, offset)
+    else:
+        if term:
+            rows = rows.filter(_substring_match(term))
+        rows = rows.order_by(*ORDER)
+        total, page = rows.count(), list(rows[offset:offset + limit])
     for row in page:
         ctx.note_read(row.id, row.clinic_id)
-    return rows.count(), page
+    return total, page
 
 
-def _like_pattern(word: str) -> str:
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+ORDER = ("family_name", "given_names", "id")
 
 
-def _fuzzy_filter(rows: QuerySet[PatientReadModel], term: str) -> QuerySet[PatientReadModel]:
-    """PostgreSQL: every word must be part of the name or close to a word of it (pg_trgm word
-    similarity), accents ignored on both sides; or the whole term is the exact MRN, or the
-    phone number (digits compared). Served by the trigram GIN index patient_rm_name_trgm_idx."""
-    with connection.cursor() as cursor:
-        # Session setting read by the <% operator; only this search uses it.
-        cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
-                       [str(settings.MEDFLOW_SEARCH_SIMILARITY)])
+def _words(term: str) -> list[tuple[str, int]]:
+    """Return the lower-cased words of a name search, each with its count of letters/digits."""
+    return [(word, sum(ch.isalnum() for ch in word)) for word in term.lower().split()]
+
+
+def _substring_match(term: str) -> Q:
+    """SQLite fallback: the exact MRN, or every word part of the name (under three letters: one
+    of its words); no accent or typo tolerance, no phone."""
+    name_match = Q()
+    for word, letters in _words(term):
+        if letters >= 3:
+            name_match &= Q(search_name__contains=word)
+        else:
+            name_match &= (Q(search_name=word) | Q(search_name__startswith=f"{word} ")
+                           | Q(search_name__contains=f" {word} ")
+                           | Q(search_name__endswith=f" {word}"))
+    if any(ch.isdigit() for ch in term):
+        return Q(mrn=term)
+    return Q(mrn=term) | name_match
+
+
+def _like_escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Typo tolerance needs enough trigrams: at the default similarity a three-letter word would match
+# any word sharing its first two letters ("ali": Allen, Alvaro), thousands of rows to sort.
+TYPO_MIN_LETTERS = 4
+
+
+def _typo_words(term: str) -> bool:
+    """Tell whether `term` is a name with a word long enough to be matched loosely."""
+    return not any(ch.isdigit() for ch in term) and any(
+        letters >= TYPO_MIN_LETTERS for _word, letters in _words(term))
+
+
+def _fuzzy_filter(
+    rows: QuerySet[PatientReadModel], term: str, *, typos: bool = False
+) -> QuerySet[PatientReadModel]:
+    """PostgreSQL: filter `rows` to the matches of `term`, with `typos` close words too (see
+    search_patients).
+
+    Names are compared through `search_key`, the unaccented search name that migration 0006
+    stores as a generated column, with the trigram GIN index patient_rm_search_key_trgm_idx
+    serving every word (LIKE and <% alike); MRN and phone digits have btree indexes (0005), so
+    the branches combine with a BitmapOr and no search scans the table.
+    """
+    if typos:
+        with connection.cursor() as cursor:
+            # Session setting read by the <% operator; only this search uses it.
+            cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+                           [str(settings.MEDFLOW_SEARCH_SIMILARITY)])
+    sql, params = "mrn = %s", [term]
+    if any(ch.isdigit() for ch in term):
+        # No name holds a digit: an MRN, or a phone number when there is no letter either.
+        digits = "".join(ch for ch in term if ch.isdigit())
+        if len(digits) >= 4 and not any(ch.isalpha() for ch in term):
+            sql += " OR regexp_replace(current_data->>'phone', '[^0-9]', '', 'g') = %s"
+            params.append(digits)
+        return rows.extra(where=[f"({sql})"], params=params)
     clauses: list[str] = []
-    params: list[str] = []
-    for word in term.lower().split():
-        clause = "medflow_unaccent(search_name) LIKE medflow_unaccent(%s)"
-        params.append(_like_pattern(word))
-        # Words under three letters have too few trigrams to be matched loosely.
-        if sum(ch.isalnum() for ch in word) >= 3:
-            clause += " OR medflow_unaccent(%s) <%% medflow_unaccent(search_name)"
+    for word, letters in _words(term):
+        escaped = _like_escape(word)
+        if letters < 3:
+            # LIKE '%li%' has no trigram to look up (the whole index would be read, 12% of the
+            # names hold "li"); a whole word has three, padded as the index stores them.
+            clauses.append("(" + " OR ".join(["search_key LIKE medflow_unaccent(%s)"] * 3) + ")")
+            params += [f"{escaped} %", f"% {escaped} %", f"% {escaped}"]
+            continue
+        clause = "search_key LIKE medflow_unaccent(%s)"
+        params.append(f"%{escaped}%")
+        if typos and letters >= TYPO_MIN_LETTERS:
+            clause += " OR medflow_unaccent(%s) <%% search_key"
             params.append(word)
         clauses.append(f"({clause})")
-    sql = "(mrn = %s OR (" + " AND ".join(clauses) + ")"
-    params.insert(0, term)
-    digits = "".join(ch for ch in term if ch.isdigit())
-    if len(digits) >= 4 and not any(ch.isalpha() for ch in term):
-        sql += " OR regexp_replace(current_data->>'phone', '[^0-9]', '', 'g') = %s"
-        params.append(digits)
-    sql += ")"
-    return rows.extra(where=[sql], params=params)
+    sql += " OR (" + " AND ".join(clauses) + ")"
+    return rows.extra(where=[f"({sql})"], params=params)
+
+
+def _fuzzy_page(
+    rows: QuerySet[PatientReadModel], limit: int, offset: int
+) -> tuple[int, list[PatientReadModel]]:
+    """PostgreSQL: count the matches and read one page of them, in one statement.
+
+    The matches are gathered first (a MATERIALIZED CTE, through the indexes), then counted and
+    sorted. Left to itself the planner pages by walking the (clinic_id, family_name) index in
+    name order, testing every row until it has a page: 700 ms for a common name late in the
+    alphabet, where gathering its 2,000 matches and sorting them takes a few milliseconds.
+    """
+    hits, params = rows.values_list(*ORDER).query.sql_with_params()
+    order = ", ".join(ORDER)
+    page = list(PatientReadModel.objects.raw(
+        f"WITH hits AS MATERIALIZED ({hits}),"
+        f" page AS (SELECT id FROM hits ORDER BY {order} LIMIT %s OFFSET %s)"
+        " SELECT patient.*, (SELECT count(*) FROM hits) AS search_total"
+        " FROM page JOIN patient_read_model patient USING (id)"
+        f" ORDER BY {', '.join(f'patient.{column}' for column in ORDER)}",
+        [*params, limit, offset],
+    ))
+    if page:
+        return page[0].search_total, page
+    if offset == 0:
+        return 0, []
+    with connection.cursor() as cursor:  # past the last page: the total alone
+        cursor.execute(f"SELECT count(*) FROM ({hits}) AS hits", params)
+        return cursor.fetchone()[0], []
 
 
 def patient_history(ctx: Context, patient_id: UUID) -> list[store.RecordedEvent]:
