@@ -94,9 +94,16 @@ def _scratch_tables() -> None:
 
 
 def _columns(table: str) -> list[str]:
-    """Return the table's columns (the read model gains some as MedFlow evolves)."""
+    """Return the table's writable columns (the read model gains some as MedFlow evolves; a
+    generated one, such as the search key on PostgreSQL, is computed by the server)."""
     with connection.cursor() as cursor:
-        return [c.name for c in connection.introspection.get_table_description(cursor, table)]
+        generated: set[str] = set()
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass"
+                           " AND attgenerated <> ''", [table])
+            generated = {row[0] for row in cursor.fetchall()}
+        return [c.name for c in connection.introspection.get_table_description(cursor, table)
+                if c.name not in generated]
 
 
 def raw_floor(batch: int) -> dict:
