@@ -456,7 +456,20 @@ class _WrappedCursor:
         executor = run
         for wrapper in reversed(connection.execute_wrappers):
             executor = partial(wrapper, executor)
-        return executor(sql, params, False, {"connection": connection, "cursor": self})
+        if not connection.queries_logged:
+            return executor(sql, params, False, {"connection": connection, "cursor": self})
+        # DEBUG, or a test capturing queries: log the statement as Django's cursors do, with
+        # its values written in.
+        started = time.monotonic()
+        try:
+            return executor(sql, params, False, {"connection": connection, "cursor": self})
+        finally:
+            import psycopg
+
+            text = psycopg.ClientCursor(connection.connection).mogrify(
+                sql.replace("%b", "%s"), params)
+            connection.queries_log.append(
+                {"sql": text, "time": f"{time.monotonic() - started:.3f}"})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.cursor, name)
