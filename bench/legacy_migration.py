@@ -1,20 +1,25 @@
 """Legacy migration throughput: load a Synthea export, migrate it through the services, validate.
 
     .venv/bin/python bench/legacy_migration.py [--scale N] [--backend sqlite|postgresql|both]
-        [--batch-size N] [--per-row]
+        [--batch-size N] [--per-row] [--profile]
 
 Each backend runs in a child process on a fresh database (SQLite under $MEDFLOW_VAR_DIR/bench,
 PostgreSQL at $MEDFLOW_BENCH_LEGACY_POSTGRES_URL, default .../mf_legacy_bench, dropped and
 recreated). `--scale N` loads N copies of every patient with new ids. `--per-row` migrates
 through the application services row by row instead of the batched path. The time spent in the
 inline projections (inline.dispatch) is reported apart. Figures are written to
-bench/results/legacy-<time>-<backend>-x<scale>.json and printed.
+bench/results/legacy-<time>-<backend>-x<scale>.json and printed. `--profile` runs the migration
+under cProfile (stats in $MEDFLOW_VAR_DIR/bench/legacy-<time>-<backend>-x<scale>.prof; the
+figures then include the profiler's overhead). The child runs with DEBUG off, as production does
+(DEBUG keeps a log of every query), with a throwaway secret and master key.
 """
 
 import argparse
+import base64
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import time
@@ -27,7 +32,8 @@ RESULTS = ROOT / "bench/results"
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/mf_legacy_bench"
 
 
-def child(path: Path, scale: int, batch_size: int, per_row: bool = False) -> dict:
+def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
+          profile: Path | None = None) -> dict:
     """Run in a process whose DATABASE_URL is the fresh database: measure and return figures."""
     import django
 
@@ -39,7 +45,7 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False) -> dic
     from medflow.eventstore import batch
     from medflow.eventstore.handlers import inline
     from medflow.legacy import models as m
-    from medflow.legacy.migrate import migrate
+    from medflow.legacy.migrate import Migrator, migrate
     from medflow.legacy.synthea import load_synthea
     from medflow.legacy.validate import validate
 
@@ -56,14 +62,38 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False) -> dic
             projections[0] += time.perf_counter() - begun
 
     batch.inline.dispatch = timed_dispatch
+    # Each legacy table's share: seconds and events (the migration runs table by table).
+    tables: dict[str, dict] = {}
+    migrate_table = Migrator._table
+
+    def timed_table(self, table, *args):
+        begun, events = time.perf_counter(), self.report.events
+        try:
+            migrate_table(self, table, *args)
+        finally:
+            took = time.perf_counter() - begun
+            tables[table] = {"seconds": round(took, 3), "events": self.report.events - events,
+                             "events_per_s": round((self.report.events - events) / took, 1)}
+
+    Migrator._table = timed_table
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     summary = load_synthea(path, scale=scale)
     load_s = time.perf_counter() - started
     rows = sum(model.objects.count() for model in m.LEGACY_MODELS)
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started = time.perf_counter()
     report = migrate(batch_size=batch_size, batched=not per_row)
     migrate_s = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(profile)
     batch.inline.dispatch = dispatch
     started = time.perf_counter()
     checked = validate()
@@ -82,10 +112,15 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False) -> dic
         "projection_seconds": None if per_row else round(projections[0], 3),
         "events_per_s_without_projections": None if per_row else round(
             report.events / (migrate_s - projections[0]), 1),
+        "tables": tables,
         "refused": len(report.refusals), "validate_seconds": round(validate_s, 3),
         "mismatches": len(checked.mismatches), "validation_ok": checked.ok,
         "target_events_per_s": 10000,
     }
+
+
+def var_dir() -> Path:
+    return Path(os.environ.get("MEDFLOW_VAR_DIR", ROOT / "var"))
 
 
 def database(backend: str) -> str | None:
@@ -93,8 +128,7 @@ def database(backend: str) -> str | None:
     from bench.databases import fresh_postgres, fresh_sqlite
 
     if backend == "sqlite":
-        var_dir = Path(os.environ.get("MEDFLOW_VAR_DIR", ROOT / "var"))
-        return fresh_sqlite(var_dir, "legacy-bench.sqlite3").url
+        return fresh_sqlite(var_dir(), "legacy-bench.sqlite3").url
     target = fresh_postgres(os.environ.get("MEDFLOW_BENCH_LEGACY_POSTGRES_URL", DEFAULT_PG))
     if target.skipped:
         print(f"postgresql skipped: {target.skipped}")
@@ -109,10 +143,14 @@ def main() -> int:
     parser.add_argument("--path", type=Path, default=SAMPLE, help="Synthea CSV folder")
     parser.add_argument("--per-row", action="store_true",
                         help="migrate through the services row by row (the reference path)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the migration under cProfile (stats under $MEDFLOW_VAR_DIR/bench)")
+    parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.path, args.scale, args.batch_size, args.per_row)))
+        print(json.dumps(child(args.path, args.scale, args.batch_size, args.per_row,
+                               args.profile_to)))
         return 0
     if not args.path.is_dir():
         print(f"no Synthea export at {args.path}", file=sys.stderr)
@@ -120,15 +158,23 @@ def main() -> int:
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # Production refuses to start without a master key (per-patient data keys): a throwaway one.
+    master_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     failed = 0
     for backend in backends:
         url = database(backend)
         if url is None:
             continue
-        env = {**os.environ, "DATABASE_URL": url, "MEDFLOW_DB_POOL": "0", "DEBUG": "true"}
+        env = {**os.environ, "DATABASE_URL": url, "MEDFLOW_DB_POOL": "0", "DEBUG": "0",
+               "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-a-secret",
+               "MEDFLOW_MASTER_KEY": os.environ.get("MEDFLOW_MASTER_KEY") or master_key}
+        kind = "-per-row" if args.per_row else ""
+        name = f"legacy-{stamp}-{backend}-x{args.scale}{kind}"
+        profile = var_dir() / "bench" / f"{name}.prof" if args.profile else None
         done = subprocess.run(
             [sys.executable, __file__, "--child", "--scale", str(args.scale), "--batch-size",
-             str(args.batch_size), "--path", str(args.path), *(["--per-row"] if args.per_row else [])],
+             str(args.batch_size), "--path", str(args.path), *(["--per-row"] if args.per_row else []),
+             *(["--profile-to", str(profile)] if profile else [])],
             env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             print(f"{backend}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
@@ -137,8 +183,7 @@ def main() -> int:
         figures = json.loads(done.stdout.strip().splitlines()[-1])
         figures |= {"utc_time": stamp, "python": platform.python_version(),
                     "machine": platform.machine(), "cpus": os.cpu_count()}
-        kind = "-per-row" if args.per_row else ""
-        out = RESULTS / f"legacy-{stamp}-{backend}-x{args.scale}{kind}.json"
+        out = RESULTS / f"{name}.json"
         out.write_text(json.dumps(figures, indent=1) + "\n")
         print(f"{backend:10} scale {args.scale:>3}: {figures['legacy_rows']} legacy rows loaded in"
               f" {figures['load_seconds']} s; {figures['migrated_rows']} rows -> {figures['events']}"
@@ -148,6 +193,8 @@ def main() -> int:
         if figures["projection_seconds"] is not None:
             print(f"{'':10} of which inline projections {figures['projection_seconds']} s;"
                   f" without them {figures['events_per_s_without_projections']} events/s")
+        if profile:
+            print(f"{'':10} profile: {profile}")
     return 1 if failed else 0
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
-from django.db import connection, transaction
+from django.db import transaction
 
 from medflow.context import Context
 from medflow.errors import NotFound, VersionConflict
@@ -60,7 +60,9 @@ class UnitOfWork:
 
     def _load_many(self, cls: type[Aggregate], ids: list[UUID]) -> None:
         d = dialect()
-        with connection.cursor() as cursor:
+        # Parameters bound apart on PostgreSQL: the id arrays travel as arrays, and the statements
+        # (the same three for every batch) are prepared once.
+        with store.fast_cursor() as cursor:
             cursor.execute(
                 f"SELECT aggregate_id, version, clinic_id FROM streams WHERE {_among(ids)}",
                 _ids_param(ids),
@@ -177,7 +179,7 @@ def _events_after(ids: list[UUID], after: dict[UUID, int]) -> list[store.Recorde
     if not ids:
         return []
     d = dialect()
-    with connection.cursor() as cursor:
+    with store.fast_cursor() as cursor:
         if d.vendor == "postgresql":
             cursor.execute(
                 f"SELECT {', '.join('e.' + c.strip() for c in store.COLUMNS.split(','))}"

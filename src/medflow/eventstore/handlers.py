@@ -4,7 +4,9 @@ A module's handlers apply one event at a time; that is the reference meaning of 
 A projection module may also register a batch function (`@inline.batched(...)`) that folds a list
 of events in memory and writes each touched row once. `dispatch` uses it when given several
 events, and rebuilds use it page by page; modules without one (process managers, dual-write)
-still see every event one by one, in log order.
+still see every event one by one, in log order. A handler that acts on only some events of its
+classes (a process manager reacting to critical results) says which with `when=`, so that a batch
+is cut only where it acts.
 """
 
 from collections import defaultdict
@@ -15,6 +17,7 @@ from medflow.eventstore.store import RecordedEvent
 
 Handler = Callable[[RecordedEvent], None]
 BatchHandler = Callable[[Sequence[RecordedEvent]], None]
+Predicate = Callable[[RecordedEvent], bool]
 
 
 class InlineHandlers:
@@ -29,14 +32,22 @@ class InlineHandlers:
         self._batch: dict[str, tuple[BatchHandler, frozenset[str]]] = {}
         self._plan: _Plan | None = None
 
-    def on(self, *event_classes: type[DomainEvent]) -> Callable[[Handler], Handler]:
-        """Register the decorated function for these event classes."""
+    def on(
+        self, *event_classes: type[DomainEvent], when: Predicate | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated function for these event classes.
+
+        With `when`, the function runs only for the events `when` accepts. `when` must be a pure
+        test of the event itself (its payload and metadata, no query): `dispatch` asks it to
+        learn where a process manager acts, and cuts a batch there only.
+        """
 
         def decorate(func: Handler) -> Handler:
+            handler = func if when is None else _Conditional(func, when)
             for cls in event_classes:
-                self._handlers[cls.event_type].append(func)
+                self._handlers[cls.event_type].append(handler)
             types = frozenset(cls.event_type for cls in event_classes)
-            self._by_module[func.__module__].append((types, func))
+            self._by_module[func.__module__].append((types, handler))
             self._plan = None
             return func
 
@@ -125,10 +136,13 @@ class InlineHandlers:
         """Run every handler registered for each event, in order.
 
         Several events go through the batch path: the log is cut after each event that a
-        per-event handler of its type (a process manager) waits for; each piece is applied by the
+        per-event handler of its type (a process manager) acts on; each piece is applied by the
         batch functions, then the remaining handlers run event by event. So a process manager
         sees the read models exactly as one-by-one dispatch would show them; a catch-all handler
-        without a batch path (dual-write) sees them as of the end of its piece.
+        without a batch path (dual-write) sees them as of the end of its piece. A handler
+        registered with `when` acts only on the events `when` accepts, and does nothing at all on
+        the others (it is not called), so only those cut: a page of lab results none of which is
+        critical is projected in one piece.
         """
         events = list(events)
         if len(events) < 2 or not self._batch:
@@ -138,7 +152,8 @@ class InlineHandlers:
         plan = self._current_plan()
         start = 0
         for index, recorded in enumerate(events, start=1):
-            if recorded.event_type in plan.reacted_to:
+            tests = plan.cut_at.get(recorded.event_type)
+            if tests is not None and (None in tests or any(test(recorded) for test in tests)):
                 self._dispatch_piece(plan, events[start:index])
                 start = index
         if start < len(events):
@@ -170,7 +185,10 @@ class InlineHandlers:
                 },
                 every=[h for h in self._every if h.__module__ not in batched],
             )
-            self._plan.reacted_to = frozenset(t for t, hs in self._plan.handlers.items() if hs)
+            self._plan.cut_at = {
+                t: [h.when if isinstance(h, _Conditional) else None for h in hs]
+                for t, hs in self._plan.handlers.items() if hs
+            }
         return self._plan
 
 
@@ -182,7 +200,20 @@ class _Plan:
         self.batches = batches
         self.handlers = handlers
         self.every = every
-        self.reacted_to: frozenset[str] = frozenset()
+        # Event type -> what makes its per-event handlers act: None for "always", else `when`.
+        self.cut_at: dict[str, list[Predicate | None]] = {}
+
+
+class _Conditional:
+    """A handler registered with `when`: it runs only for the events `when` accepts."""
+
+    def __init__(self, func: Handler, when: Predicate) -> None:
+        self.func, self.when = func, when
+        self.__module__ = func.__module__
+
+    def __call__(self, recorded: RecordedEvent) -> None:
+        if self.when(recorded):
+            self.func(recorded)
 
 
 inline = InlineHandlers()

@@ -61,4 +61,6 @@ class LabResultReadModel(models.Model):
         indexes = [
             models.Index(fields=["patient_id", "effective_at"], name="lab_results_patient_time_idx"),
             models.Index(fields=["loinc_code", "effective_at"], name="lab_results_type_time_idx"),
+            # An order's results: the projection folds each event into its order's rows.
+            models.Index(fields=["order_id"], name="lab_results_order_idx"),
         ]

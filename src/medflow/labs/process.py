@@ -5,6 +5,8 @@ It runs inline, in the transaction that records the result, so a critical result
 without its alert. Ids derive from the triggering event's id, and a stream that already exists is
 left alone, so a redelivered event does nothing twice. A correction raises them too, unless the
 result was critical already (its alert is out).
+
+Results imported from the legacy system raise nothing (see `acts_on`).
 """
 
 from datetime import timedelta
@@ -39,11 +41,27 @@ def task_id_for(event_id: UUID) -> UUID:
     return uuid5(NAMESPACE, f"{event_id}:task")
 
 
-@inline.on(LabResultRecorded, LabResultUpdated)
+def acts_on(recorded: RecordedEvent) -> bool:
+    """Tell whether a result event calls for an alert: it is critical, and not imported.
+
+    A result the legacy migration (or `legacy sync`) imports was recorded in the legacy system,
+    which was the system of record then: its critical results were phoned through and followed up
+    there, often years ago. Raising them again would bury the clinic's live alerts under history
+    and hand providers "review within the hour" tasks due decades back, for results already acted
+    on. The imported result keeps its critical flag (chart, lab views and validation show it); only
+    the alert and the task are not made.
+    """
+    return (recorded.event.abnormal_flag in CRITICAL_FLAGS
+            and "legacy_table" not in recorded.metadata)
+
+
+# `when`: the batch path (inline.dispatch) is cut only at the events that raise something, so
+# that a page of ordinary results is projected at once.
+@inline.on(LabResultRecorded, LabResultUpdated, when=acts_on)
 def on_critical_result(recorded: RecordedEvent) -> None:
-    event = recorded.event
-    if event.abnormal_flag not in CRITICAL_FLAGS:
+    if not acts_on(recorded):  # `when` asked already; this guards a direct call
         return
+    event = recorded.event
     order = load_aggregate(LabOrder, recorded.aggregate_id, to_version=recorded.version)
     if isinstance(event, LabResultUpdated) and _was_critical(recorded):
         return
