@@ -118,12 +118,6 @@ def decode_row(
     )
 
 
-def stream_row(aggregate_id: UUID) -> tuple[int, UUID | None] | None:
-    """Return the stream's (version, clinic id), or None when it does not exist."""
-    head = open_stream(aggregate_id)
-    return None if head.version == 0 else (head.version, head.clinic_id)
-
-
 @dataclass(frozen=True, slots=True)
 class StreamHead:
     """What a command needs of a stream before it runs: its version (0 when new), its clinic, and

@@ -14,6 +14,16 @@ from medflow.eventstore.store import fast_cursor
 from medflow.projections.bulk import Row, Table, _q
 
 _SQL: dict[tuple, str] = {}
+_FIELDS: dict[tuple, dict[str, tuple[models.Field, Any]]] = {}
+
+
+def _fields(table: Table) -> dict[str, tuple[models.Field, Any]]:
+    """Return the table's fields and their encoders by attribute name (built once per table)."""
+    key = (table.name, connection.vendor)
+    if key not in _FIELDS:
+        _FIELDS[key] = {f.attname: (f, enc)
+                        for f, enc in zip(table.fields, table.encoders, strict=True)}
+    return _FIELDS[key]
 
 
 def _param(table: Table, attname: str) -> str:
@@ -43,7 +53,7 @@ def update_row(model: type[models.Model], row: Row, **where: Any) -> bool:
     names = tuple(name for name in table.attnames if name in row and name != pk)
     conditions = tuple(sorted(where))
     key = ("update", table.name, connection.vendor, names, conditions)
-    fields = {f.attname: (f, enc) for f, enc in zip(table.fields, table.encoders, strict=True)}
+    fields = _fields(table)
     if key not in _SQL:
         sets = ", ".join(f"{_q(fields[n][0].column)} = {_param(table, n)}" for n in names)
         tests = "".join(f" AND {_q(fields[n][0].column)} = %s" for n in conditions)
