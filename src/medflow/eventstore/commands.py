@@ -58,12 +58,12 @@ def _cache_key(cls: type[Aggregate], aggregate_id: UUID) -> str:
 
 
 def _fold(aggregate: A, to_version: int | None = None, as_of: datetime | None = None) -> A:
-    recorded = store.load(
+    events = store.load_events(
         aggregate.id, after_version=aggregate.version, to_version=to_version, as_of=as_of
     )
-    for item in recorded:
-        aggregate.when(item.event)
-        aggregate.version = item.version
+    for version, event in events:
+        aggregate.when(event)
+        aggregate.version = version
     return aggregate
 
 

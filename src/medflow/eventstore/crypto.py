@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from medflow.errors import RuleViolated
-from medflow.eventstore.backends import dialect
+from medflow.eventstore.backends import GLOBAL_ORDER_LOCK, dialect
 
 
 def b64e(data: bytes) -> str:
@@ -138,12 +138,18 @@ def key_for_writing(subject_id: UUID) -> AESGCM:
             # One round trip: create the key unless the subject has one, and read the one it
             # has. The SELECT sees the table as the statement began, so when a concurrent
             # writer created the key meanwhile, neither part finds it: read it again then.
+            # Only appends create keys, and an append holds the global-order lock before it
+            # waits on any row (see store.append): so does this statement, as a one-time
+            # filter evaluated before the insert (re-taking a lock already held is a no-op).
             cursor.execute(
-                f"WITH created AS ({_INSERT_KEY} RETURNING subject_id)"
+                "WITH created AS (INSERT INTO data_keys (subject_id, wrapped_key, master_key_id,"
+                " created_at) SELECT %s, %s, %s, %s"
+                " WHERE (SELECT pg_advisory_xact_lock(%s)) IS NOT NULL"
+                " ON CONFLICT (subject_id) DO NOTHING RETURNING subject_id)"
                 " SELECT (SELECT count(*) FROM created), k.wrapped_key, k.master_key_id,"
                 " k.destroyed_at FROM (SELECT 1) AS one"
                 " LEFT JOIN data_keys AS k ON k.subject_id = %s",
-                [*new_row, subject],
+                [*new_row, GLOBAL_ORDER_LOCK, subject],
             )
             created, *row = cursor.fetchone()
             if created:

@@ -102,8 +102,7 @@ def decode_row(
     event_id = d.uuid_out(row[0])
     if keys is None:
         keys = crypto.keys_for_reading(sealing.subjects([data]))
-    data, redacted = sealing.open_payload(data, event_id, keys)
-    event = registry.decode(row[4], metadata.get("schema_version", 1), data, redacted=redacted)
+    event, redacted = _open_event(event_id, row[4], metadata.get("schema_version", 1), data, keys)
     return RecordedEvent(
         id=event_id,
         position=row[1],
@@ -219,10 +218,12 @@ def append(
     keys = dict(keys or {})
     subject = items[0][0].data_subject(aggregate_id)
     with transaction.atomic(savepoint=False):
-        if subject not in keys and any(event.personal_fields for event, _ in items):
+        if (d.vendor != "postgresql" and subject not in keys
+                and any(event.personal_fields for event, _ in items)):
             # Sealing will create or look up the subject's key: do it under the global-order
             # lock, as every writer does, lest a writer holding that lock wait for our key row
-            # while we wait for the lock.
+            # while we wait for the lock. On PostgreSQL the key's own statement takes the lock
+            # first (crypto.key_for_writing), saving a round trip.
             with connection.cursor() as cursor:
                 d.lock_global_order(cursor)
         prepared = []
@@ -629,6 +630,52 @@ def load(
         params.append(d.time_in(as_of))
     sql += " ORDER BY version"
     return decode_rows(select_events(sql, params))
+
+
+def _open_event(
+    event_id: UUID, event_type: str, schema_version: int, data: dict[str, Any], keys: dict,
+) -> tuple[DomainEvent, frozenset[str]]:
+    """Open a stored payload's sealed fields, upcast and validate it into its event."""
+    data, redacted = sealing.open_payload(data, event_id, keys)
+    return registry.decode(event_type, schema_version, data, redacted=redacted), redacted
+
+
+def load_events(
+    aggregate_id: UUID, *, after_version: int = 0, to_version: int | None = None,
+    as_of: datetime | None = None,
+) -> list[tuple[int, DomainEvent]]:
+    """Return a stream's events with their versions, as `load` bounds them, for folding.
+
+    Folding an aggregate needs neither positions, times nor metadata, only each event's schema
+    version: reading just that from the metadata and building no RecordedEvent makes a long
+    load about a fifth faster.
+    """
+    d = dialect()
+    schema = ("(metadata->>'schema_version')::int" if d.vendor == "postgresql"
+              else "json_extract(metadata, '$.schema_version')")
+    event_data = "event_data::text" if d.vendor == "postgresql" else "event_data"
+    sql = (f"SELECT id, version, event_type, {schema}, {event_data} FROM event_store"
+           " WHERE aggregate_id = %s AND version > %s")
+    params: list[Any] = [d.uuid_in(aggregate_id), after_version]
+    if to_version is not None:
+        sql += " AND version <= %s"
+        params.append(to_version)
+    if as_of is not None:
+        sql += " AND timestamp <= %s"
+        params.append(d.time_in(as_of))
+    sql += " ORDER BY version"
+    with fast_cursor() as cursor:
+        if d.vendor == "postgresql":
+            cursor.execute(sql, params, binary=True)
+        else:
+            cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    payloads = [orjson.loads(row[4]) for row in rows]
+    keys = crypto.keys_for_reading(sealing.subjects(payloads))
+    return [
+        (version, _open_event(d.uuid_out(event_id), event_type, schema or 1, data, keys)[0])
+        for (event_id, version, event_type, schema, _), data in zip(rows, payloads, strict=True)
+    ]
 
 
 def read_rows(after: int = 0, limit: int = 1000) -> list[tuple]:

@@ -32,9 +32,11 @@ def _check_mrn_free(clinic_id: UUID, mrn: str | None, patient_id: UUID) -> None:
         raise Conflict(f"MRN {mrn} is already used in this clinic", field="mrn", code="mrn_taken")
 
 
-def _mrn_race_to_conflict(exc: IntegrityError) -> None:
+def _mrn_race_to_conflict(exc: IntegrityError, mrn: str | None = None) -> None:
     if "patient_mrn_per_clinic" in str(exc) or "patient_read_model.clinic_id" in str(exc):
-        raise Conflict("MRN is already used in this clinic", field="mrn", code="mrn_taken") from exc
+        named = f"MRN {mrn.strip()}" if mrn else "MRN"
+        raise Conflict(f"{named} is already used in this clinic", field="mrn",
+                       code="mrn_taken") from exc
     raise exc
 
 
@@ -49,15 +51,17 @@ def register_patient(
 
     def decide(patient: Patient) -> None:
         patient.register(clinic_id=clinic_id, today=_today(), **fields)
-        _check_mrn_free(clinic_id, patient.demographics["mrn"], patient_id)
 
+    # A taken MRN is refused by the read model's unique (clinic, MRN) constraint, inside the
+    # command's transaction, so the registration is rolled back whole; no query beforehand (a
+    # round trip on every registration, and racy without the constraint anyway).
     try:
         return execute(
             ctx, Patient, patient_id, decide, command="RegisterPatient", create=True,
             clinic_id=clinic_id, command_id=command_id,
         )
     except IntegrityError as exc:
-        _mrn_race_to_conflict(exc)
+        _mrn_race_to_conflict(exc, fields.get("mrn"))
         raise
 
 
@@ -79,7 +83,7 @@ def update_patient(
             expected_version=expected_version, command_id=command_id,
         )
     except IntegrityError as exc:
-        _mrn_race_to_conflict(exc)
+        _mrn_race_to_conflict(exc, changes.get("mrn"))
         raise
 
 
