@@ -141,6 +141,29 @@ def test_snapshots_every_n_events_and_load_uses_them(settings, doctor_ctx, regis
     assert (patient.version, patient.demographics["family_name"]) == (7, "Lovelace")
 
 
+def test_version_bounded_loads_take_the_newest_snapshot_at_or_below_the_bound(
+    settings, doctor_ctx, registered,
+):
+    settings.MEDFLOW_SNAPSHOT_EVERY = 3
+    for version in range(1, 7):
+        update_patient(doctor_ctx, registered, {"phone": f"555 03{version:02d}"},
+                       expected_version=version)
+    # Doctor each snapshot, so that a load shows which one it started from.
+    for snapshot in Snapshot.objects.filter(aggregate_id=registered):
+        snapshot.state = {**snapshot.state, "family_name": f"Snap{snapshot.version}"}
+        snapshot.save(update_fields=["state"])
+
+    def loaded(to_version=None):
+        patient = load_aggregate(Patient, registered, to_version=to_version)
+        return patient.version, patient.demographics["family_name"], patient.demographics["phone"]
+
+    assert loaded(2) == (2, "Lovelace", "555 0301")  # below every snapshot: from event 1
+    assert loaded(3) == (3, "Snap3", "555 0302")  # the snapshot itself, no event after it
+    assert loaded(5) == (5, "Snap3", "555 0304")  # snapshot 3, then events 4 and 5
+    assert loaded(6) == (6, "Snap6", "555 0305")
+    assert loaded() == (7, "Snap6", "555 0306")  # the head: snapshot 6, then event 7
+
+
 def test_as_of_loads_start_from_a_snapshot_recorded_by_then(settings, doctor_ctx, registered):
     from medflow.eventstore.models import StoredEvent
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
@@ -61,6 +61,10 @@ def _fold(aggregate: A, to_version: int | None = None, as_of: datetime | None = 
     events = store.load_events(
         aggregate.id, after_version=aggregate.version, to_version=to_version, as_of=as_of
     )
+    return _apply(aggregate, events)
+
+
+def _apply(aggregate: A, events: list[tuple[int, Any]]) -> A:
     for version, event in events:
         aggregate.when(event)
         aggregate.version = version
@@ -73,12 +77,15 @@ def load_aggregate(
 ) -> A:
     """Rebuild an aggregate from its latest usable snapshot and the events after it, as of a
     version or a time when asked."""
-    snap = snapshots.latest(aggregate_id, cls.state_version, to_version, as_of)
-    if snap is None:
-        aggregate = cls(aggregate_id)
-    else:
-        aggregate = cls.from_snapshot(aggregate_id, snap.version, snap.state)
-    return _fold(aggregate, to_version, as_of)
+    if as_of is not None:
+        snap = snapshots.latest(aggregate_id, cls.state_version, to_version, as_of)
+        aggregate = (cls(aggregate_id) if snap is None
+                     else cls.from_snapshot(aggregate_id, snap.version, snap.state))
+        return _fold(aggregate, to_version, as_of)
+    snap, events = snapshots.latest_with_events(aggregate_id, cls.state_version, to_version)
+    aggregate = (cls(aggregate_id) if snap is None
+                 else cls.from_snapshot(aggregate_id, snap.version, snap.state))
+    return _apply(aggregate, events)
 
 
 def load_current(cls: type[A], aggregate_id: UUID, current: int | None = None) -> A:

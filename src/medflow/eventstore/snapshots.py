@@ -9,7 +9,9 @@ import orjson
 from django.conf import settings
 from django.db import connection
 
+from medflow.eventstore import store
 from medflow.eventstore.backends import dialect
+from medflow.eventstore.events import DomainEvent
 from medflow.eventstore.store import fast_cursor
 
 
@@ -54,6 +56,47 @@ def latest(
     if row is None:
         return None
     return StoredSnapshot(row[0], row[1], orjson.loads(row[2]))
+
+
+def latest_with_events(
+    aggregate_id: UUID, schema_version: int, max_version: int | None = None,
+) -> tuple[StoredSnapshot | None, list[tuple[int, DomainEvent]]]:
+    """Return the newest usable snapshot (as `latest`) and the events after it up to
+    `max_version`, as (version, event) pairs, read in one round trip.
+
+    The snapshot's state comes on the first row only.
+    """
+    d = dialect()
+    pg = d.vendor == "postgresql"
+    bound = " AND version <= %s" if max_version is not None else ""
+    state = "s.state::text" if pg else "s.state"
+    sql = (
+        "WITH s AS (SELECT version, state FROM snapshots"
+        f" WHERE aggregate_id = %s AND schema_version = %s{bound}"
+        " ORDER BY version DESC LIMIT 1)"
+        # Versions after a snapshot run on without a gap: the first event's is the next one.
+        " SELECT s.version, CASE WHEN e.version IS NULL"
+        f" OR e.version = COALESCE(s.version, 0) + 1 THEN {state} END, {store.fold_columns('e')}"
+        " FROM (SELECT 1 AS one) AS one LEFT JOIN s ON 1 = 1"
+        " LEFT JOIN event_store e ON e.aggregate_id = %s"
+        f" AND e.version > COALESCE(s.version, 0){bound.replace('version', 'e.version')}"
+        " ORDER BY e.version"
+    )
+    subject = d.uuid_in(aggregate_id)
+    params: list[Any] = [subject, schema_version]
+    params += [max_version] if max_version is not None else []
+    params += [subject] + ([max_version] if max_version is not None else [])
+    with fast_cursor() as cursor:
+        if pg:
+            cursor.execute(sql, params, binary=True)
+        else:
+            cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    snapshot = None
+    if rows[0][0] is not None:
+        snapshot = StoredSnapshot(rows[0][0], schema_version, orjson.loads(rows[0][1]))
+    events = store.decode_fold_rows([row[2:] for row in rows if row[2] is not None])
+    return snapshot, events
 
 
 def save(

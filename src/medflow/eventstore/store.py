@@ -651,11 +651,8 @@ def load_events(
     load about a fifth faster.
     """
     d = dialect()
-    schema = ("(metadata->>'schema_version')::int" if d.vendor == "postgresql"
-              else "json_extract(metadata, '$.schema_version')")
-    event_data = "event_data::text" if d.vendor == "postgresql" else "event_data"
-    sql = (f"SELECT id, version, event_type, {schema}, {event_data} FROM event_store"
-           " WHERE aggregate_id = %s AND version > %s")
+    sql = (f"SELECT {fold_columns()} FROM event_store e"
+           " WHERE e.aggregate_id = %s AND e.version > %s")
     params: list[Any] = [d.uuid_in(aggregate_id), after_version]
     if to_version is not None:
         sql += " AND version <= %s"
@@ -669,7 +666,21 @@ def load_events(
             cursor.execute(sql, params, binary=True)
         else:
             cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        return decode_fold_rows(cursor.fetchall())
+
+
+def fold_columns(alias: str = "e") -> str:
+    """Return the columns `decode_fold_rows` reads, of event_store under `alias`."""
+    if dialect().vendor == "postgresql":
+        return (f"{alias}.id, {alias}.version, {alias}.event_type,"
+                f" ({alias}.metadata->>'schema_version')::int, {alias}.event_data::text")
+    return (f"{alias}.id, {alias}.version, {alias}.event_type,"
+            f" json_extract({alias}.metadata, '$.schema_version'), {alias}.event_data")
+
+
+def decode_fold_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[int, DomainEvent]]:
+    """Turn rows of `fold_columns` into (version, event) pairs."""
+    d = dialect()
     payloads = [orjson.loads(row[4]) for row in rows]
     keys = crypto.keys_for_reading(sealing.subjects(payloads))
     return [
