@@ -10,8 +10,9 @@ through the service would take minutes and measure nothing more here).
 The searches, `--searches` of them, cycle through six kinds: a family name as stored, a family
 name without its accents, a family name with a typo (one letter dropped or two swapped), given
 and family name, an exact MRN, and a phone number as typed. On PostgreSQL names go through pg_trgm
-and unaccent (the trigram GIN index on the stored unaccented name), MRN and phone through their
-btree indexes; on SQLite through the substring fallback (no typo or accent tolerance, no phone).
+and unaccent (the trigram GIN index on the stored unaccented name; a typo first through the edit
+distance to the name words of `patient_name_word`), MRN and phone through their btree indexes; on
+SQLite through the substring fallback (no typo or accent tolerance, no phone).
 Each search counts every match (the mean is in the figures) and reads the first page of 20.
 
 Each `patients.queries.search_patients(ctx, q)` call (count + first page of 20) is paired with

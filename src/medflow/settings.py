@@ -246,8 +246,6 @@ BROKER_URL = os.environ.get("BROKER_URL", "")
 # `medflow partitions ensure` (PostgreSQL; MEDFLOW_EVENT_STORE_PARTITIONING=0 at the first
 # migrate keeps a plain table).
 MEDFLOW_PARTITIONS_AHEAD = int(os.environ.get("MEDFLOW_PARTITIONS_AHEAD", "3"))
-# Patient search on PostgreSQL: how close (pg_trgm word similarity, 0-1) a word must be to a name.
-MEDFLOW_SEARCH_SIMILARITY = float(os.environ.get("MEDFLOW_SEARCH_SIMILARITY", "0.5"))
 # MEDFLOW_LOG_FORMAT=json: one JSON object a line, with request id and user id (no PHI).
 LOGGING.setdefault("filters", {})["request_context"] = {
     "()": "medflow.ops.jsonlog.RequestContextFilter"}

@@ -25,10 +25,26 @@ class PatientReadModel(models.Model):
     class Meta:
         db_table = "patient_read_model"
         constraints = [
-            # MRN unique per clinic; the service checks first, this catches the race.
+            # MRN unique per clinic: registration relies on it (a taken MRN rolls the command back).
             models.UniqueConstraint(fields=["clinic_id", "mrn"], name="patient_mrn_per_clinic"),
         ]
         indexes = [
             models.Index(fields=["clinic_id", "family_name"], name="patient_rm_clinic_name_idx"),
             models.Index(fields=["id", "last_updated"], name="patient_rm_id_time_idx"),
         ]
+
+
+class PatientNameWord(models.Model):
+    """A word of some patient's unaccented name (PostgreSQL; empty on SQLite): the short list
+    that typo-tolerant search compares a misspelt word with, instead of every name.
+
+    Not a projection's read model: PostgreSQL keeps it from `patient_read_model` with triggers
+    (migration 0007), so every writer of that table keeps it right, a rebuild's swap included.
+    A word goes when no patient's name holds it any more, so a forgotten patient's name leaves
+    nothing here.
+    """
+
+    word = models.TextField(primary_key=True)
+
+    class Meta:
+        db_table = "patient_name_word"

@@ -6,7 +6,6 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
 
@@ -107,10 +106,11 @@ def search_patients(
     A name matches when every word of `q` is part of it, case ignored (a word under three
     letters must be a whole word of the name: "li" finds Li, not Lisa or William). On PostgreSQL
     accents are ignored too, and when no name holds every word, names close to them are looked
-    for instead: a word of four letters or more then also matches a name word within pg_trgm's
-    word similarity (MEDFLOW_SEARCH_SIMILARITY), so "lovlace" finds Lovelace. A term with a digit
-    in it is no name: it matches the exact MRN or, without letters, the phone number's digits.
-    Results are ordered by family name, given names, id; the total counts every match.
+    for instead: a word of four letters then also matches the name words one edit away from it,
+    a longer word those two edits away (a letter dropped, added or changed; two letters swapped
+    count two), so "lovlace" finds Lovelace and "smtih" Smith. A term with a digit in it is no
+    name: it matches the exact MRN or, without letters, the phone number's digits. Results are
+    ordered by family name, given names, id; the total counts every match.
     """
     rows = visible_patients(ctx).filter(forgotten=False)
     term = q.strip()
@@ -118,8 +118,8 @@ def search_patients(
         # Typos are looked for only when nothing matches as typed: checking word similarity
         # costs far more per row than LIKE, and a common name matches thousands of rows.
         total, page = _fuzzy_page(_fuzzy_filter(rows, term), limit, offset)
-        if total == 0 and _typo_words(term):
-            total, page = _fuzzy_page(_fuzzy_filter(rows, term, typos=True), limit, offset)
+        if total == 0 and _typo_words(term) and (close := close_words(term)):
+            total, page = _fuzzy_page(_fuzzy_filter(rows, term, close), limit, offset)
     else:
         if term:
             rows = rows.filter(_substring_match(term))
@@ -158,8 +158,8 @@ def _like_escape(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-# Typo tolerance needs enough trigrams: at the default similarity a three-letter word would match
-# any word sharing its first two letters ("ali": Allen, Alvaro), thousands of rows to sort.
+# A three-letter word one edit away from most short names ("ali": Al, Ali, Alan, Lia ...) would
+# find thousands of patients: typos are looked for in longer words only.
 TYPO_MIN_LETTERS = 4
 
 
@@ -169,22 +169,49 @@ def _typo_words(term: str) -> bool:
         letters >= TYPO_MIN_LETTERS for _word, letters in _words(term))
 
 
+# Each typed word (unaccented) against the name words, in one statement. A word within two edits
+# of the typed one shares its first or second letter with it, or has one where the other has
+# the other (a letter added, dropped or swapped at the start): two indexes of migration 0007
+# find those candidates, so no search reads the whole word list, and the edit distance decides.
+_CLOSE_WORDS_SQL = (
+    "SELECT t.typed, w.word FROM (SELECT x AS typed, medflow_unaccent(x) AS word,"
+    " CASE WHEN length(medflow_unaccent(x)) > 4 THEN 2 ELSE 1 END AS edits"
+    " FROM unnest(%s::text[]) AS x) AS t"
+    " JOIN LATERAL (SELECT word FROM patient_name_word"
+    " WHERE (left(word, 1) IN (left(t.word, 1), substr(t.word, 2, 1))"
+    " OR substr(word, 2, 1) IN (left(t.word, 1), substr(t.word, 2, 1)))"
+    " AND length(word) BETWEEN length(t.word) - t.edits AND length(t.word) + t.edits) AS w"
+    " ON w.word <> t.word AND levenshtein_less_equal(w.word, t.word, t.edits) <= t.edits"
+)
+
+
+def close_words(term: str) -> dict[str, list[str]]:
+    """PostgreSQL: return, for each word of `term` of four letters or more, the patients' name
+    words within its edit distance (see search_patients), by the typed word lower-cased."""
+    typed = sorted({word for word, letters in _words(term) if letters >= TYPO_MIN_LETTERS})
+    if not typed:
+        return {}
+    with store.fast_cursor() as cursor:
+        cursor.execute(_CLOSE_WORDS_SQL, [typed])
+        found = cursor.fetchall()
+    close: dict[str, list[str]] = {}
+    for typed_word, word in found:
+        close.setdefault(typed_word, []).append(word)
+    return close
+
+
 def _fuzzy_filter(
-    rows: QuerySet[PatientReadModel], term: str, *, typos: bool = False
+    rows: QuerySet[PatientReadModel], term: str, close: dict[str, list[str]] | None = None,
 ) -> QuerySet[PatientReadModel]:
-    """PostgreSQL: filter `rows` to the matches of `term`, with `typos` close words too (see
-    search_patients).
+    """PostgreSQL: filter `rows` to the matches of `term`, each word also matching the `close`
+    name words found for it (see close_words and search_patients).
 
     Names are compared through `search_key`, the unaccented search name that migration 0006
     stores as a generated column, with the trigram GIN index patient_rm_search_key_trgm_idx
-    serving every word (LIKE and <% alike); MRN and phone digits have btree indexes (0005), so
-    the branches combine with a BitmapOr and no search scans the table.
+    serving every LIKE; MRN and phone digits have btree indexes (0005), so the branches combine
+    with a BitmapOr and no search scans the table.
     """
-    if typos:
-        with connection.cursor() as cursor:
-            # Session setting read by the <% operator; only this search uses it.
-            cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
-                           [str(settings.MEDFLOW_SEARCH_SIMILARITY)])
+    close = close or {}
     sql, params = "mrn = %s", [term]
     if any(ch.isdigit() for ch in term):
         # No name holds a digit: an MRN, or a phone number when there is no letter either.
@@ -202,12 +229,10 @@ def _fuzzy_filter(
             clauses.append("(" + " OR ".join(["search_key LIKE medflow_unaccent(%s)"] * 3) + ")")
             params += [f"{escaped} %", f"% {escaped} %", f"% {escaped}"]
             continue
-        clause = "search_key LIKE medflow_unaccent(%s)"
-        params.append(f"%{escaped}%")
-        if typos and letters >= TYPO_MIN_LETTERS:
-            clause += " OR medflow_unaccent(%s) <%% search_key"
-            params.append(word)
-        clauses.append(f"({clause})")
+        alternatives = [f"%{escaped}%"] + [f"%{_like_escape(near)}%" for near in close.get(word, ())]
+        clauses.append("(" + " OR ".join(["search_key LIKE medflow_unaccent(%s)"]
+                                         * len(alternatives)) + ")")
+        params += alternatives
     sql += " OR (" + " AND ".join(clauses) + ")"
     return rows.extra(where=[f"({sql})"], params=params)
 

@@ -279,7 +279,7 @@ def _indexes(cursor, table: str) -> dict[str, tuple[str, str | None]] | None:
 
 def _can_rename(cursor, model: type[models.Model]) -> bool:
     """Tell whether the shadow can take the live table's place by renaming (PostgreSQL, no
-    foreign key from or to the table, the same indexes)."""
+    foreign key from or to the table, no trigger on it, the same indexes)."""
     if connection.vendor != "postgresql":
         return False
     live = model._meta.db_table
@@ -287,6 +287,12 @@ def _can_rename(cursor, model: type[models.Model]) -> bool:
         "SELECT 1 FROM pg_constraint WHERE contype = 'f'"
         " AND (conrelid = to_regclass(%s) OR confrelid = to_regclass(%s))", [_q(live), _q(live)],
     )
+    if cursor.fetchone() is not None:
+        return False
+    # A trigger (e.g. patients' name words, migration 0007) would go with the dropped table: the
+    # rows are copied in instead, and the trigger sees them.
+    cursor.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal",
+                   [_q(live)])
     if cursor.fetchone() is not None:
         return False
     live_indexes, shadow_indexes = _indexes(cursor, live), _indexes(cursor, live + SUFFIX)
