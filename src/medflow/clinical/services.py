@@ -220,7 +220,7 @@ def add_diagnosis(
         )
 
     return execute(
-        ctx, Diagnosis, diagnosis_id or uuid4(), decide, command="AddDiagnosis", create=True,
+        ctx, Diagnosis, diagnosis_id, decide, command="AddDiagnosis", create=True,
         clinic_id=clinic_id, command_id=command_id,
     )
 
@@ -292,7 +292,7 @@ def record_allergy(
                            field="code", code="allergy_exists")
 
     return execute(
-        ctx, Allergy, allergy_id or uuid4(), decide, command="RecordAllergy", create=True,
+        ctx, Allergy, allergy_id, decide, command="RecordAllergy", create=True,
         clinic_id=clinic_id, command_id=command_id,
     )
 
@@ -354,7 +354,7 @@ def prescribe_medication(
         )
 
     return execute(
-        ctx, Prescription, prescription_id or uuid4(), decide, command="PrescribeMedication",
+        ctx, Prescription, prescription_id, decide, command="PrescribeMedication",
         create=True, clinic_id=clinic_id, command_id=command_id,
     )
 
@@ -412,7 +412,7 @@ def draft_note(
         )
 
     return execute(
-        ctx, ClinicalNote, note_id or uuid4(), decide, command="DraftNote", create=True,
+        ctx, ClinicalNote, note_id, decide, command="DraftNote", create=True,
         clinic_id=clinic_id, command_id=command_id,
     )
 

@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 from django.db import IntegrityError, connection, transaction
@@ -141,7 +141,7 @@ def _remember(command_id: UUID, result: CommandResult) -> None:
 def execute(
     ctx: Context,
     cls: type[A],
-    aggregate_id: UUID,
+    aggregate_id: UUID | None,
     decide: Callable[[A], None],
     *,
     command: str,
@@ -152,15 +152,22 @@ def execute(
 ) -> CommandResult:
     """Run `decide` on the aggregate and store what it records, all in one transaction.
 
-    `create` asks for a new stream; otherwise the aggregate must exist. `expected_version` is the
-    version the caller saw (If-Match); a mismatch raises VersionConflict and writes nothing.
-    A `command_id` seen before returns the first result without running anything.
+    `create` asks for a new stream; otherwise the aggregate must exist. With `create` and no
+    `aggregate_id`, the aggregate gets a new random id, and no stream is looked up (none can
+    exist). `expected_version` is the version the caller saw (If-Match); a mismatch raises
+    VersionConflict and writes nothing. A `command_id` seen before returns the first result
+    without running anything.
     """
+    fresh = aggregate_id is None
+    if fresh:
+        if not create:
+            raise ValueError("an aggregate_id is needed unless the command creates the stream")
+        aggregate_id = uuid4()
     if command_id is not None and (previous := _previous_result(command_id)) is not None:
         return previous
     try:
         with transaction.atomic():
-            head = store.open_stream(aggregate_id)
+            head = store.StreamHead(0) if fresh else store.open_stream(aggregate_id)
             if head.version and not _may_write(ctx, head.clinic_id):
                 # Another clinic's record answers "not found", before any version is compared,
                 # so that neither a 409 nor a 422 reveals that it exists.

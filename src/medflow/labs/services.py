@@ -46,7 +46,7 @@ def place_lab_order(
                     tests=tests, **fields)
 
     return execute(
-        ctx, LabOrder, order_id or uuid4(), decide, command="PlaceLabOrder", create=True,
+        ctx, LabOrder, order_id, decide, command="PlaceLabOrder", create=True,
         clinic_id=clinic_id, command_id=command_id,
     )
 

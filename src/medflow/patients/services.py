@@ -2,7 +2,7 @@
 
 from datetime import date
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -47,7 +47,6 @@ def register_patient(
     """Register a patient at a clinic the caller works in."""
     if not can_see_clinic(ctx, clinic_id):
         raise NotFound(f"no clinic {clinic_id}", field="clinic_id")
-    patient_id = patient_id or uuid4()
 
     def decide(patient: Patient) -> None:
         patient.register(clinic_id=clinic_id, today=_today(), **fields)
