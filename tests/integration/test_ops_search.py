@@ -102,19 +102,27 @@ def test_typos_of_short_names_are_found_by_edit_distance(doctor_ctx, clinic, peo
     for index, (given, family) in enumerate([("Al", "Smith"), ("Bo", "Jones"), ("Cy", "Smyth")]):
         register_patient(doctor_ctx, clinic_id=clinic.id, mrn=f"E-{index}", given_names=given,
                          family_name=family, birth_date="1950-01-01", sex="unknown")
-    # Two letters swapped count two edits: allowed from five letters on.
-    assert names(doctor_ctx, "smtih") == ["Smith", "Smyth"]  # Smyth: "y" added, "i" dropped
+    # Up to five letters: one edit, or two neighbouring letters swapped.
+    assert names(doctor_ctx, "smtih") == ["Smith"]  # not Smyth: "y" added and "i" dropped
     assert names(doctor_ctx, "msith") == ["Smith"]  # the first letter typed second
     assert names(doctor_ctx, "mith") == ["Smith"]  # the first letter dropped
-    assert names(doctor_ctx, "xjones") == ["Jones"]  # a letter added in front
     assert names(doctor_ctx, "jonse") == ["García", "Jones"]  # José García: an "n" too many
     assert names(doctor_ctx, "bo jnoes") == ["Jones"]
-    assert names(doctor_ctx, "muxxxr") == []  # three edits from "muller"
-    # A four-letter word is allowed one edit: "jnes" is one from "jones", "jsne" more.
     assert names(doctor_ctx, "jnes") == ["Jones"]
-    assert names(doctor_ctx, "jsne") == []
+    assert names(doctor_ctx, "jsne") == []  # a swap and a letter dropped
+    assert names(doctor_ctx, "smxxh") == []  # two letters changed
+    # From six letters: two edits (a swap counts two).
+    assert names(doctor_ctx, "xjones") == ["Jones"]  # a letter added in front
+    assert names(doctor_ctx, "smiith") == ["Smith", "Smyth"]  # Smyth: "i" for "y", "i" added
+    assert names(doctor_ctx, "muxxxr") == []  # three edits from "muller"
     # Accents are ignored in the typo too.
     assert names(doctor_ctx, "garcía") == ["García"] and names(doctor_ctx, "garcai") == ["García"]
+    # Close words are looked for among those sharing a letter with the typed word's first two:
+    # a typo in one of them is found, in both not.
+    assert names(doctor_ctx, "xmiyth") == ["Smith", "Smyth"]
+    assert names(doctor_ctx, "sxiyth") == ["Smith", "Smyth"]
+    assert names(doctor_ctx, "xovelace") == ["Lovelace"]
+    assert names(doctor_ctx, "xxvelace") == []  # two edits, but in both of the first letters
 
 
 def _name_words() -> list[str]:
@@ -143,25 +151,67 @@ def test_the_name_words_follow_every_write_of_the_read_model(doctor_ctx, clinic,
     assert not {"jurgen", "muller", "jose", "garcia"} & set(_name_words())
 
 
-def test_a_rebuild_leaves_the_name_words_of_the_rebuilt_names(doctor_ctx, people,
+def test_a_rebuild_leaves_the_name_words_of_the_rebuilt_names(doctor_ctx, clinic, people,
                                                               postgres_only):
     from django.core.management import call_command
 
     before = _name_words()
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM patient_name_word")  # lost words come back with the swap
+        # Lost words come back with the swap, words no name holds go.
+        cursor.execute("DELETE FROM patient_name_word WHERE word IN ('lovelace', 'ada')")
+        cursor.execute("INSERT INTO patient_name_word (word) VALUES ('zebedee')")
     call_command("projections", "rebuild", "patients")
     assert _name_words() == before
     assert names(doctor_ctx, "lovlace") == ["Lovelace"]
+    # The triggers still keep the words.
+    register_patient(doctor_ctx, clinic_id=clinic.id, mrn="M-7", given_names="Ada",
+                     family_name="Zebedee", birth_date="1950-01-01", sex="unknown")
+    assert "zebedee" in _name_words() and names(doctor_ctx, "zebdee") == ["Zebedee"]
+    PatientReadModel.objects.filter(mrn="M-7").delete()
+    assert "zebedee" not in _name_words() and "ada" in _name_words()
+
+
+def _plan(term: str, typos: bool) -> str:
+    rows = queries._fuzzy_filter(PatientReadModel.objects.all(), term, typos=typos)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        sql, params = rows.values("id").query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(line for (line,) in cursor.fetchall())
 
 
 def test_close_words_are_found_through_indexes(doctor_ctx, people, postgres_only):
+    plan = _plan("lovlace", typos=True)
+    # Each side looks its letters up in its index (not only the length: every word would do).
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert "Seq Scan" not in plan, plan
+    assert any('"left"(word, 1) = ANY' in line for line in conditions), plan
+    assert any("substr(word, 2, 1) = ANY" in line for line in conditions), plan
+    # The close words' patterns are one condition of the trigram index.
+    assert any("search_key ~~ ANY" in line for line in conditions), plan
+
+
+def test_close_words_are_escaped_in_their_like_patterns(postgres_only):
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + queries._CLOSE_WORDS_SQL.replace(
-            "%s::text[]", "ARRAY['lovlace', 'smtih']"))
-        plan = "\n".join(line for (line,) in cursor.fetchall())
-    assert "patient_name_word_" in plan and "Seq Scan" not in plan, plan
+        cursor.execute("INSERT INTO patient_name_word (word) VALUES ('lo_e%lace'), ('lo\\elace')")
+        cursor.execute(f"SELECT {queries.CLOSE_PATTERNS_SQL}", ["lovelace"])
+        assert sorted(cursor.fetchone()[0]) == ["%lo\\\\elace%", "%lo\\_e\\%lace%"]
+
+
+def test_the_name_words_migration_reverses_and_fills_the_table(doctor_ctx, people,
+                                                              postgres_only):
+    from django.core.management import call_command
+
+    before = _name_words()
+    call_command("migrate", "patients", "0006", verbosity=0, interactive=False)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('patient_name_word'), to_regprocedure("
+                       "'medflow_name_words(text)'), (SELECT count(*) FROM pg_trigger"
+                       " WHERE tgrelid = 'patient_read_model'::regclass AND NOT tgisinternal)")
+        assert cursor.fetchone() == (None, None, 0)
+    call_command("migrate", "patients", verbosity=0, interactive=False)
+    assert _name_words() == before  # filled from the names already there
+    assert names(doctor_ctx, "lovlace") == ["Lovelace"]
 
 
 def test_typos_are_looked_for_only_when_nothing_matches_as_typed(doctor_ctx, clinic, people,
@@ -201,22 +251,16 @@ def test_the_search_key_follows_the_name(doctor_ctx, people, postgres_only):
     assert names(doctor_ctx, "lovelace") == []
 
 
-@pytest.mark.parametrize("term, close", [
-    ("lovelace", {}), ("lovlace", {"lovlace": ["lovelace", "loveless"]}), ("li", {}),
-    ("ada li", {}), ("ada lovlace", {"lovlace": ["lovelace"]}),
+@pytest.mark.parametrize("term, typos", [
+    ("lovelace", False), ("lovlace", True), ("li", False), ("ada li", False), ("ada li", True),
+    ("ada lovlace", True),
 ])
-def test_every_word_of_a_name_search_is_served_by_the_trigram_index(postgres_only, term, close):
+def test_every_word_of_a_name_search_is_served_by_the_trigram_index(postgres_only, term, typos):
     # A LIKE '%li%' has no trigram to look up (the whole index is read); each word must be an
     # index condition, whatever its length, as typed or with its close words.
-    rows = queries._fuzzy_filter(PatientReadModel.objects.all(), term, close)
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        sql, params = rows.values("id").query.sql_with_params()
-        cursor.execute(f"EXPLAIN {sql}", params)
-        plan = "\n".join(line for (line,) in cursor.fetchall())
+    plan = _plan(term, typos)
     assert "Index Scan on patient_rm_search_key_trgm_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
-
 
 
 def test_every_branch_of_a_phone_search_is_served_by_an_index(postgres_only, doctor_ctx, people):

@@ -39,9 +39,9 @@ class PatientNameWord(models.Model):
     that typo-tolerant search compares a misspelt word with, instead of every name.
 
     Not a projection's read model: PostgreSQL keeps it from `patient_read_model` with triggers
-    (migration 0007), so every writer of that table keeps it right, a rebuild's swap included.
-    A word goes when no patient's name holds it any more, so a forgotten patient's name leaves
-    nothing here.
+    (migration 0007), so every writer of that table keeps it right, and a rebuild of the patients
+    projection derives it again (namewords.refresh). A word goes when no patient's name holds it
+    any more, so a forgotten patient's name leaves nothing here.
     """
 
     word = models.TextField(primary_key=True)

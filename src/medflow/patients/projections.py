@@ -6,6 +6,7 @@ from medflow.eventstore.commands import aggregate_after
 from medflow.eventstore.events import REDACTED
 from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
+from medflow.patients import namewords
 from medflow.patients.domain import (
     Patient,
     PatientArchived,
@@ -20,6 +21,8 @@ from medflow.projections.rowsql import insert_row, update_row
 # The tables this projection owns, in insert order (rebuild and verify use it).
 READ_MODELS = [PatientReadModel]
 STREAM_VERSIONED = [PatientReadModel]
+# After a rebuild's swap, the name words of typo search (kept by triggers) are derived again.
+AFTER_SWAP = namewords.refresh
 
 
 def row_values(state: dict, recorded: RecordedEvent) -> dict:

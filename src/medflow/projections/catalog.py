@@ -31,6 +31,9 @@ class Projection:
     event_types: frozenset[str] | None = None
     # False when it reads only the events' headers (type, time): a replay skips decoding.
     needs_payload: bool = True
+    # Called after a rebuild's swap, in its transaction: to set right what is kept beside the
+    # tables (e.g. patients' name words, kept by triggers).
+    after_swap: Callable[[], None] | None = None
 
     def apply(self, events: Sequence[RecordedEvent]) -> None:
         """Apply events in log order, through the batch path when there is one."""
@@ -68,6 +71,7 @@ def inline_projections() -> list[Projection]:
             stream_versioned=list(getattr(module, "STREAM_VERSIONED", [])),
             handle_batch=inline.module_batch_handler(module_name),
             event_types=inline.module_event_types(module_name),
+            after_swap=getattr(module, "AFTER_SWAP", None),
         ))
     return found
 

@@ -235,7 +235,7 @@ def _swap(projection: Projection) -> None:
 
     On PostgreSQL a table that no foreign key ties to another takes the shadow's place whole
     (renamed, with the live names of its indexes): no row is copied while appends wait. The
-    others get the shadow's rows copied in.
+    others get the shadow's rows copied in. Then the projection's after_swap, if any.
     """
     position = Checkpoint.objects.get(name=_checkpoint_name(projection)).position
     if projection.kind != "inline":
@@ -258,6 +258,8 @@ def _swap(projection: Projection) -> None:
         # Rows came in with their ids: move PostgreSQL's identity sequences past them.
         for sql in connection.ops.sequence_reset_sql(no_style(), projection.tables):
             cursor.execute(sql)
+    if projection.after_swap is not None:
+        projection.after_swap()
 
 
 def _indexes(cursor, table: str) -> dict[str, tuple[str, str | None]] | None:
