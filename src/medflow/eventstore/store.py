@@ -619,17 +619,24 @@ def load(
     as_of: datetime | None = None,
 ) -> list[RecordedEvent]:
     """Return a stream's events in version order, optionally bounded by version or time."""
+    where, params = _stream_slice(aggregate_id, after_version, to_version, as_of)
+    return decode_rows(select_events(f"SELECT {{columns}} FROM event_store WHERE {where}", params))
+
+
+def _stream_slice(
+    aggregate_id: UUID, after_version: int, to_version: int | None, as_of: datetime | None,
+) -> tuple[str, list[Any]]:
+    """Return the WHERE condition (with ORDER BY) and parameters of a stream's bounded events."""
     d = dialect()
-    sql = "SELECT {columns} FROM event_store WHERE aggregate_id = %s AND version > %s"
+    where = "aggregate_id = %s AND version > %s"
     params: list[Any] = [d.uuid_in(aggregate_id), after_version]
     if to_version is not None:
-        sql += " AND version <= %s"
+        where += " AND version <= %s"
         params.append(to_version)
     if as_of is not None:
-        sql += " AND timestamp <= %s"
+        where += " AND timestamp <= %s"
         params.append(d.time_in(as_of))
-    sql += " ORDER BY version"
-    return decode_rows(select_events(sql, params))
+    return where + " ORDER BY version", params
 
 
 def _open_event(
@@ -650,19 +657,10 @@ def load_events(
     version: reading just that from the metadata and building no RecordedEvent makes a long
     load about a fifth faster.
     """
-    d = dialect()
-    sql = (f"SELECT {fold_columns()} FROM event_store e"
-           " WHERE e.aggregate_id = %s AND e.version > %s")
-    params: list[Any] = [d.uuid_in(aggregate_id), after_version]
-    if to_version is not None:
-        sql += " AND version <= %s"
-        params.append(to_version)
-    if as_of is not None:
-        sql += " AND timestamp <= %s"
-        params.append(d.time_in(as_of))
-    sql += " ORDER BY version"
+    where, params = _stream_slice(aggregate_id, after_version, to_version, as_of)
+    sql = f"SELECT {fold_columns()} FROM event_store e WHERE {where}"
     with fast_cursor() as cursor:
-        if d.vendor == "postgresql":
+        if dialect().vendor == "postgresql":
             cursor.execute(sql, params, binary=True)
         else:
             cursor.execute(sql, params)
