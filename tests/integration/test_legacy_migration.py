@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from medflow.eventstore import store
 from medflow.legacy import models as m
 from medflow.legacy.mapping import aggregate_id
-from medflow.legacy.migrate import migrate
+from medflow.legacy.migrate import _pages, migrate
 from medflow.legacy.synthea import LoadError, load_synthea
 from medflow.legacy.validate import validate
 from tests.support.subprocess_db import medflow
@@ -269,6 +269,15 @@ def test_killed_migration_rerun_ends_identical_to_uninterrupted(subset):
             if e.event_type not in ("StaffRoleGranted",)]
     assert len(seen) == len(set(seen))
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_pages_skip_migrated_rows_and_walk_past_a_page_of_them(loaded):
+    rows = m.LabResult.objects.order_by("effective_at", "id")
+    ids = list(rows.values_list("id", flat=True))
+    done = set(ids[:5]) | set(ids[7:9])
+    pages = list(_pages(rows, ("effective_at", "id"), 3, lambda page: done & set(page)))
+    assert [row.id for page in pages for row in page] == [i for i in ids if i not in done]
+    assert all(pages) and max(len(page) for page in pages) <= 3
 
 
 def test_notes_file_when_present_becomes_signed_notes(db, subset):

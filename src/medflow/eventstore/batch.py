@@ -181,10 +181,15 @@ def _events_after(ids: list[UUID], after: dict[UUID, int]) -> list[store.Recorde
     d = dialect()
     with store.fast_cursor() as cursor:
         if d.vendor == "postgresql":
+            # One index range scan per stream: as a plain join the planner walks the whole
+            # (aggregate_id, version) index or hashes the whole table, a cost that grows with
+            # the log (40-50 ms for 500 ids among 200,000 events). OFFSET 0 keeps the LATERAL
+            # subquery from being flattened into such a join.
             cursor.execute(
                 f"SELECT {', '.join('e.' + c.strip() for c in store.COLUMNS.split(','))}"
-                " FROM event_store e JOIN unnest(%s::uuid[], %s::int[]) AS x (a, v)"
-                " ON e.aggregate_id = x.a AND e.version > x.v ORDER BY e.aggregate_id, e.version",
+                " FROM unnest(%s::uuid[], %s::int[]) WITH ORDINALITY AS x (a, v, n)"
+                " CROSS JOIN LATERAL (SELECT * FROM event_store WHERE aggregate_id = x.a"
+                " AND version > x.v OFFSET 0) e ORDER BY x.n, e.version",
                 [ids, [after[i] for i in ids]],
             )
         else:

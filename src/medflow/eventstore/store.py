@@ -519,13 +519,16 @@ def _claim_many_pg(new: list, moved: list, now: datetime) -> set:
             claimed.update(row[0] for row in cursor.fetchall())
         if moved:
             # Row locks as in `append`: a concurrent writer waits for our commit.
+            # The ANY condition makes the planner probe the primary key for these ids; with the
+            # join alone it may hash the whole table (a sequential scan per batch).
+            ids = [a for a, _ in moved]
             cursor.execute(
                 "UPDATE streams SET version = x.v, updated_at = %b"
                 " FROM unnest(%b::uuid[], %b::int[], %b::int[]) AS x (a, e, v)"
-                " WHERE streams.aggregate_id = x.a AND streams.version = x.e"
+                " WHERE streams.aggregate_id = ANY(%b::uuid[])"
+                " AND streams.aggregate_id = x.a AND streams.version = x.e"
                 " RETURNING streams.aggregate_id",
-                [now, [a for a, _ in moved], [s[1] for _, s in moved],
-                 [s[1] + s[2] for _, s in moved]],
+                [now, ids, [s[1] for _, s in moved], [s[1] + s[2] for _, s in moved], ids],
             )
             claimed.update(row[0] for row in cursor.fetchall())
     return claimed
