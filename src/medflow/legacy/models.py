@@ -152,8 +152,11 @@ class LabResult(EncounterRow):
 
     class Meta:
         db_table = "legacy_lab_results"
-        # The migration reads the table in this order, a page at a time.
-        indexes = [models.Index(fields=["effective_at", "id"], name="legacy_lab_time_idx")]
+        # The migration reads the table in this order, a page at a time. The results of one order
+        # (a patient's at one time) come together, so that at most one order spans two pages,
+        # even where many patients' results share a time.
+        indexes = [models.Index(fields=["effective_at", "patient", "id"],
+                                name="legacy_lab_page_idx")]
 
 
 class ClinicalNote(EncounterRow):
