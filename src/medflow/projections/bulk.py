@@ -147,6 +147,10 @@ def update_rows(model: type[models.Model], rows: Sequence[Row]) -> None:
     for row in rows:
         names = tuple(n for n in table.attnames if n in row and n != pk)
         by_columns.setdefault(names, []).append(row)
+    if connection.vendor == "postgresql":
+        for names, same in by_columns.items():
+            _update_rows_pg(table, names, same)
+        return
     with connection.cursor() as cursor:
         for names, same in by_columns.items():
             sets = ", ".join(
@@ -158,6 +162,44 @@ def update_rows(model: type[models.Model], rows: Sequence[Row]) -> None:
                 [[fields[n][1](row[n]) for n in names] + [table.pk_encoder(row[pk])]
                  for row in same],
             )
+
+
+def _update_rows_pg(table: Table, names: tuple[str, ...], rows: Sequence[Row]) -> None:
+    """Overwrite the rows with one UPDATE ... FROM unnest(...), the values travelling as text
+    arrays that the server casts to each column's type (an UPDATE per row costs a round of
+    parsing, binding and executing each: 3 s of a 10x legacy migration)."""
+    from medflow.eventstore.store import binding_cursor
+
+    fields = {f.attname: (f, enc) for f, enc in zip(table.fields, table.encoders, strict=True)}
+    # The last write of a key wins, as it would row by row (one UPDATE changes a row once).
+    latest = {row[table.pk.attname]: row for row in rows}
+    keys = [table.pk_encoder(key) for key in latest]
+    arrays, sets = [], []
+    for index, name in enumerate(names):
+        field, encode = fields[name]
+        arrays.append([_as_text(encode(row[name])) for row in latest.values()])
+        sets.append(f"{_q(field.column)} = x.c{index}::{field.db_type(connection)}")
+    pk_type, pk = table.pk.db_type(connection), f"{_q(table.name)}.{_q(table.pk.column)}"
+    columns = ", ".join(f"c{index}" for index in range(len(names)))
+    with binding_cursor() as cursor:
+        # The ANY condition makes the planner probe the key, whatever its statistics say.
+        cursor.execute(
+            f"UPDATE {_q(table.name)} SET {', '.join(sets)} FROM unnest(%b::{pk_type}[], "
+            + ", ".join(["%b::text[]"] * len(names))
+            + f") AS x (k, {columns}) WHERE {pk} = ANY(%b::{pk_type}[]) AND {pk} = x.k",
+            [keys, *arrays, keys],
+        )
+
+
+def _as_text(value: Any) -> str | None:
+    """Return the value as PostgreSQL reads it from text (for a cast to the column's type)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def load_rows(model: type[models.Model], column: str, keys: Iterable[Any],

@@ -1,0 +1,61 @@
+"""The bulk row writer of the projections' batch paths: what it stores equals what the ORM stores."""
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from medflow.clinical.models import EncounterRecord, LatestVitalSign
+from medflow.projections.bulk import insert_rows, load_rows, update_rows
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+T1 = datetime(2026, 2, 3, 4, 5, 6, tzinfo=UTC)
+
+
+def encounter(**values) -> dict:
+    return {"id": uuid4(), "patient_id": uuid4(), "status": "in_progress",
+            "state": {"notes": ["a"], "n": 1}, "version": 1, "created_at": T0, "updated_at": T0,
+            "clinic_id": uuid4(), "provider_id": 7, "appointment_id": None, "started_at": T0,
+            "ended_at": None, **values}
+
+
+def test_updates_store_what_the_orm_reads_back_whatever_the_value_types():
+    first, second, third = encounter(), encounter(), encounter(appointment_id=uuid4())
+    insert_rows(EncounterRecord, [first, second, third])
+    # Datetimes as objects and as ISO text in one column, NULLs set and cleared, JSON, numbers.
+    update_rows(EncounterRecord, [
+        {**first, "status": "finished", "ended_at": T1, "version": 2,
+         "state": {"notes": ["a", "b"], "closed": True, "x": 1.5}, "provider_id": None},
+        {**second, "ended_at": T1.isoformat(), "updated_at": T1.isoformat(),
+         "appointment_id": None, "state": [1, "two", None]},
+        {**third, "appointment_id": None, "started_at": T1},
+    ])
+    got = {row["id"]: row for row in load_rows(
+        EncounterRecord, "id", [first["id"], second["id"], third["id"]])}
+    assert (got[first["id"]]["status"], got[first["id"]]["ended_at"], got[first["id"]]["version"],
+            got[first["id"]]["provider_id"]) == ("finished", T1, 2, None)
+    assert got[first["id"]]["state"] == {"notes": ["a", "b"], "closed": True, "x": 1.5}
+    assert (got[second["id"]]["ended_at"], got[second["id"]]["updated_at"]) == (T1, T1)
+    assert got[second["id"]]["state"] == [1, "two", None]
+    assert got[second["id"]]["created_at"] == T0  # microseconds kept
+    assert (got[third["id"]]["appointment_id"], got[third["id"]]["started_at"]) == (None, T1)
+
+
+def test_updates_of_some_columns_leave_the_others_and_the_last_write_of_a_key_wins():
+    patient = uuid4()
+    insert_rows(LatestVitalSign, [
+        {"patient_id": patient, "measure": m, "value": 1.0, "unit": "u", "measured_at": T0,
+         "event_id": uuid4(), "encounter_id": None} for m in ("pulse", "weight")])
+    rows = {row["measure"]: row for row in load_rows(LatestVitalSign, "patient_id", [patient])}
+    pulse, weight = rows["pulse"], rows["weight"]
+    update_rows(LatestVitalSign, [
+        {"id": pulse["id"], "value": 61.25, "measured_at": T1},
+        {"id": weight["id"], "value": 80.5, "measured_at": T1},
+        {"id": pulse["id"], "value": 72.0, "measured_at": T1},
+    ])
+    after = {row["measure"]: row for row in load_rows(LatestVitalSign, "patient_id", [patient])}
+    assert (after["pulse"]["value"], after["weight"]["value"]) == (72.0, 80.5)
+    assert after["pulse"]["unit"] == "u" and after["pulse"]["event_id"] == pulse["event_id"]
+    assert LatestVitalSign.objects.get(pk=pulse["id"]).measured_at == T1
