@@ -15,11 +15,12 @@ one calls the application services row by row, a savepoint each (the reference, 
 """
 
 import os
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -144,9 +145,14 @@ class Migrator:
         pending = rows.exclude(Exists(mapped.filter(legacy_id=OuterRef("id"))))
         self.report.already[table] += mapped.count()
         bar = tqdm(total=pending.count(), desc=table, unit=" rows", disable=not self.progress)
-        # Nothing converts updated_at (only `only_since` filters on it): not read, not parsed.
-        in_order = rows.order_by(*order).defer("updated_at")
-        for batch in _pages(in_order, order, self.batch_size, lambda ids: _mapped(table, ids)):
+        # Rows are read as tuples and made records with the models' attribute names: building
+        # model instances took a twentieth of the migration. Nothing converts updated_at (only
+        # `only_since` filters on it): not read, not parsed.
+        names = tuple(f.attname for f in rows.model._meta.concrete_fields
+                      if f.attname != "updated_at")
+        in_order = rows.order_by(*order).values_list(*names)
+        for batch in _pages(in_order, order, self.batch_size, lambda ids: _mapped(table, ids),
+                            _record_type(rows.model, names)._make):
             if self.batched:
                 with transaction.atomic():
                     self._batch(table, batch)
@@ -479,11 +485,17 @@ def _mapped(table: str, legacy_ids: list[str]) -> set[str]:
                .values_list("legacy_id", flat=True))
 
 
-def _pages(rows, order: tuple[str, ...], size: int,
-           done: Callable[[list[str]], set[str]]) -> Iterator[list]:
+@cache
+def _record_type(model: type, names: tuple[str, ...]) -> type:
+    """Return the record type of a legacy table's rows: a named tuple of these attributes."""
+    return namedtuple(f"Legacy{model.__name__}", names)
+
+
+def _pages(rows, order: tuple[str, ...], size: int, done: Callable[[list[str]], set[str]],
+           make: Callable[[Any], Any] | None = None) -> Iterator[list]:
     """Yield the rows not `done` yet, up to `size` at a time, in `order` (whose last column is
     unique), each page read after the previous one was migrated, so that a large table is never
-    held in memory.
+    held in memory. `make` turns each row the query returns into the record yielded.
 
     A page is a range of the order's index; its migrated rows are then looked up by id. (With
     the map in the page query, as NOT EXISTS, the planner hashes the whole map whenever its
@@ -502,7 +514,7 @@ def _pages(rows, order: tuple[str, ...], size: int,
                 # Redundant, but where an index on `order` starts its range scan.
                 after = Q(**{f"{order[0]}__gte": last[0]}) & after
             page = rows.filter(after)
-        batch = list(page[:size])
+        batch = list(page[:size]) if make is None else [make(row) for row in page[:size]]
         if not batch:
             return
         last = tuple(getattr(batch[-1], column) for column in order)
