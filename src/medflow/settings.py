@@ -119,7 +119,7 @@ def database_config(url: str) -> dict:
         options = config.setdefault("OPTIONS", {})
         # No JIT: it compiles a statement whose estimated cost is high, and MedFlow's statements
         # are short. A misestimated one (the events of 500 streams, one index lookup each) spent
-        # 60-100 ms compiling to run in 8 ms.
+        # 55-180 ms compiling (EXPLAIN ANALYZE, five runs) to run in 8 ms.
         options["options"] = f"-c jit=off {options.get('options', '')}".strip()
         if env_bool("MEDFLOW_DB_POOL", True):
             options["pool"] = {
