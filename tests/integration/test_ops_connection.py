@@ -21,3 +21,27 @@ def test_sessions_run_without_jit():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
+
+
+def test_statements_are_prepared_after_five_runs_unless_turned_off(monkeypatch):
+    url = "postgres://medflow@db.example/medflow"
+    assert database_config(url)["OPTIONS"]["prepare_threshold"] == 5
+    monkeypatch.setenv("MEDFLOW_DB_PREPARE", "off")
+    assert database_config(url)["OPTIONS"]["prepare_threshold"] is None
+    monkeypatch.setenv("MEDFLOW_DB_PREPARE", "0")
+    assert database_config(url)["OPTIONS"]["prepare_threshold"] == 0
+
+
+@pytest.mark.django_db
+def test_a_repeated_statement_of_the_store_is_prepared_by_the_server():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL matter here")
+    from medflow.eventstore.store import binding_cursor
+
+    sql = "SELECT count(*) FROM event_store WHERE position > %s"
+    with binding_cursor() as cursor:
+        for _ in range(6):
+            cursor.execute(sql, [0])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements"
+                       " WHERE statement LIKE 'SELECT count(*) FROM event_store WHERE position%%'")
+        assert cursor.fetchone()[0] == 1
