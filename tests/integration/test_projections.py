@@ -134,6 +134,41 @@ def test_rebuild_restores_a_damaged_read_model(clinic):
     assert _snapshot_rows() == expected
 
 
+def test_rebuild_removes_rows_no_event_made_and_leaves_equal_rows_unwritten(clinic):
+    _patients(6, clinic.id)
+    expected = _snapshot_rows()
+    stray = PatientReadModel.objects.get(mrn="R-3")
+    stray.pk, stray.mrn = uuid.uuid4(), "STRAY"
+    stray.save(force_insert=True)
+    PatientReadModel.objects.filter(mrn="R-1").update(family_name="Wrong")
+    before = _row_versions()
+    rebuild(get("patients"), batch=4)
+    assert _snapshot_rows() == expected
+    after = _row_versions()
+    changed = {mrn for mrn in after if after[mrn] != before.get(mrn)}
+    # Only the damaged row was written again (on PostgreSQL its xmin tells).
+    assert changed == ({"R-1"} if connections["default"].vendor == "postgresql" else set())
+
+
+def _row_versions() -> dict:
+    if connections["default"].vendor != "postgresql":
+        return {}
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT mrn, xmin::text FROM patient_read_model")
+        return dict(cursor.fetchall())
+
+
+def test_rebuild_copes_with_live_rows_that_swapped_a_unique_value(clinic):
+    _patients(4, clinic.id)
+    expected = _snapshot_rows()
+    first, second = (PatientReadModel.objects.get(mrn=m) for m in ("R-1", "R-2"))
+    PatientReadModel.objects.filter(pk=first.pk).update(mrn="TEMP")
+    PatientReadModel.objects.filter(pk=second.pk).update(mrn="R-1")
+    PatientReadModel.objects.filter(pk=first.pk).update(mrn="R-2")
+    rebuild(get("patients"), batch=4)
+    assert _snapshot_rows() == expected
+
+
 def test_killed_rebuild_leaves_live_rows_alone_and_resumes(clinic):
     _patients(12, clinic.id)
     expected = _snapshot_rows()

@@ -32,6 +32,8 @@ class DomainEvent(BaseModel):
     personal_fields: ClassVar[frozenset[str]] = frozenset()
     # Whether the stream's own id is the data subject (a Patient stream), instead of `patient_id`.
     subject_is_stream: ClassVar[bool] = False
+    # The timeline's kind for the event, when not its aggregate type (e.g. "vitals").
+    timeline_kind: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -48,7 +50,9 @@ class DomainEvent(BaseModel):
         """Return whose personal data this event carries (the patient), if anyone's."""
         if self.subject_is_stream:
             return aggregate_id
-        subject = getattr(self, "patient_id", None)
+        # Read from the fields, not getattr: a model without the field raises AttributeError
+        # inside pydantic's __getattr__ first, a few microseconds an event in a replay.
+        subject = self.__dict__.get("patient_id")
         return subject if isinstance(subject, UUID) else None
 
     def summary(self) -> str:

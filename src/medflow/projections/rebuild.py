@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
+from django.utils import timezone
 
 from medflow.eventstore.backends import dialect
 from medflow.projections.catalog import Projection
@@ -123,6 +124,7 @@ def _apply_page(
             types |= projection.event_types
     page = read_page(after, batch, event_types=types, until=until, window=window,
                      decode=any(p.needs_payload for p in projections))
+    moved = []
     for projection in projections:
         checkpoint = checkpoints[projection.name]
         wanted = projection.event_types
@@ -135,7 +137,10 @@ def _apply_page(
         if page.read_to > checkpoint.position:
             checkpoint.position = page.read_to
             checkpoint.processed += len(events)
-            checkpoint.save(update_fields=["position", "processed", "updated_at"])
+            checkpoint.updated_at = timezone.now()
+            moved.append(checkpoint)
+    # One statement for all the checkpoints of the page (in its transaction), not one each.
+    Checkpoint.objects.bulk_update(moved, ["position", "processed", "updated_at"])
     return len(page.events), page.last
 
 
@@ -245,14 +250,13 @@ def _swap(projection: Projection) -> None:
     with connection.cursor() as cursor:
         renamed = [m for m in projection.tables if _can_rename(cursor, m)]
         copied = [m for m in projection.tables if m not in renamed]
-        for model in reversed(copied):
-            cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
-        for model in copied:
-            columns = _columns(model)
-            cursor.execute(
-                f"INSERT INTO {_q(model._meta.db_table)} ({columns})"
-                f" SELECT {columns} FROM {_q(model._meta.db_table + SUFFIX)}"
-            )
+        try:
+            with transaction.atomic():
+                _copy_differences(cursor, copied)
+        except IntegrityError:
+            # Rows changed in an order that trips a unique constraint on the way (two rows
+            # swapping a value): replace all the rows instead.
+            _copy_all(cursor, copied)
         for model in renamed:
             _rename_into_place(cursor, model)
         # Rows came in with their ids: move PostgreSQL's identity sequences past them.
@@ -324,6 +328,52 @@ def _rename_into_place(cursor, model: type[models.Model]) -> None:
     if live_sequence and shadow_sequence:
         cursor.execute(f"ALTER SEQUENCE {shadow_sequence} RENAME TO"
                        f" {_q(live_sequence.split('.')[-1].strip(chr(34)))}")
+
+
+def _copy_all(cursor, copied: list[type[models.Model]]) -> None:
+    """Replace every live row by the shadow's."""
+    for model in reversed(copied):
+        cursor.execute(f"DELETE FROM {_q(model._meta.db_table)}")
+    for model in copied:
+        columns = _columns(model)
+        cursor.execute(
+            f"INSERT INTO {_q(model._meta.db_table)} ({columns})"
+            f" SELECT {columns} FROM {_q(model._meta.db_table + SUFFIX)}"
+        )
+
+
+def _copy_differences(cursor, copied: list[type[models.Model]]) -> None:
+    """Bring the live rows to the shadow's by changing only the rows that differ.
+
+    A rebuild mostly finds the rows it replaces unchanged: deleting and inserting them all
+    rewrites every row and its indexes, and runs the table's triggers on all of them (patients'
+    name words: 2.5 s for 4,000 patients). Tables with a surrogate id are replaced whole (their
+    ids say nothing about which row is which).
+    """
+    natural = [m for m in copied if not isinstance(m._meta.pk, models.AutoField)]
+    _copy_all(cursor, [m for m in copied if m not in natural])
+    for model in reversed(natural):
+        live, shadow, pk = _q(model._meta.db_table), _q(model._meta.db_table + SUFFIX), \
+            _q(model._meta.pk.column)
+        cursor.execute(f"DELETE FROM {live} WHERE NOT EXISTS"
+                       f" (SELECT 1 FROM {shadow} s WHERE s.{pk} = {live}.{pk})")
+    for model in natural:
+        live, shadow, pk = _q(model._meta.db_table), _q(model._meta.db_table + SUFFIX), \
+            _q(model._meta.pk.column)
+        others = [_q(f.column) for f in model._meta.concrete_fields if not f.primary_key]
+        if others:
+            differs = (" OR ".join(f"{live}.{c} IS NOT s.{c}" for c in others)
+                       if connection.vendor == "sqlite" else
+                       " OR ".join(f"{live}.{c} IS DISTINCT FROM s.{c}" for c in others))
+            cursor.execute(
+                f"UPDATE {live} SET {', '.join(f'{c} = s.{c}' for c in others)}"
+                f" FROM {shadow} s WHERE s.{pk} = {live}.{pk} AND ({differs})"
+            )
+        columns = _columns(model)
+        cursor.execute(
+            f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {shadow} s"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE l.{pk} = s.{pk})"
+        )
 
 
 def _columns(model: type[models.Model]) -> str:

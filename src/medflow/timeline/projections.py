@@ -22,7 +22,7 @@ def patient_of(recorded: RecordedEvent) -> UUID | None:
     """Return the patient an event is about: the Patient stream itself, or a `patient_id` field."""
     if recorded.aggregate_type == "Patient":
         return recorded.aggregate_id
-    return getattr(recorded.event, "patient_id", None)
+    return recorded.event.__dict__.get("patient_id")
 
 
 def occurred_at(recorded: RecordedEvent) -> datetime:
@@ -40,7 +40,7 @@ def occurred_at(recorded: RecordedEvent) -> datetime:
 
 
 def kind_of(recorded: RecordedEvent) -> str:
-    return getattr(recorded.event, "timeline_kind", None) or recorded.aggregate_type.lower()
+    return recorded.event.timeline_kind or recorded.aggregate_type.lower()
 
 
 @inline.on(PatientForgotten)
