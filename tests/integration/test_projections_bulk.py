@@ -59,3 +59,17 @@ def test_updates_of_some_columns_leave_the_others_and_the_last_write_of_a_key_wi
     assert (after["pulse"]["value"], after["weight"]["value"]) == (72.0, 80.5)
     assert after["pulse"]["unit"] == "u" and after["pulse"]["event_id"] == pulse["event_id"]
     assert LatestVitalSign.objects.get(pk=pulse["id"]).measured_at == T1
+
+
+def test_loaded_rows_equal_the_orms_values_by_key_column_and_with_a_filter():
+    rows = [encounter(), encounter(state={"deep": {"list": [1, 2.5, None]}, "s": "é"}),
+            encounter(appointment_id=uuid4(), provider_id=None)]
+    insert_rows(EncounterRecord, rows)
+    names = [f.attname for f in EncounterRecord._meta.concrete_fields]
+    ids = [row["id"] for row in rows] + [uuid4()]  # a key with no row finds nothing
+    orm = {row["id"]: row for row in EncounterRecord.objects.filter(id__in=ids).values(*names)}
+    assert {row["id"]: row for row in load_rows(EncounterRecord, "id", ids)} == orm
+    by_patient = load_rows(EncounterRecord, "patient_id", [rows[1]["patient_id"]])
+    assert by_patient == [orm[rows[1]["id"]]]
+    assert load_rows(EncounterRecord, "id", ids, status="finished") == []
+    assert len(load_rows(EncounterRecord, "id", ids, status="in_progress")) == 3

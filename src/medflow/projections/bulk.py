@@ -202,12 +202,55 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
+def _load_rows_pg(model: type[models.Model], column: str, keys: list[Any],
+                  filters: dict[str, Any]) -> list[Row]:
+    """load_rows on PostgreSQL: the keys travel as one array parameter of a prepared statement.
+
+    The ORM writes `IN (%s, ...)` with a placeholder per key: 2,000 keys cost Django's compiler
+    and psycopg's placeholder parser milliseconds a query, and the server a parse of the text
+    (3.7 s of a profiled 10x legacy migration). Values come back as the ORM's would: through the
+    fields' converters (JSON text parsed).
+    """
+    fields = model._meta.concrete_fields
+    by_attname = {f.attname: f for f in fields}
+    key_field = by_attname.get(column) or model._meta.get_field(column)
+    key_type = (key_field.target_field if key_field.is_relation else key_field).db_type(connection)
+    where = [f"{_q(key_field.column)} = ANY(%s::{key_type}[])"]
+    params: list[Any] = [[Table.of(model).pk_encoder(k) if key_field.primary_key else k
+                          for k in keys]]
+    for name, value in filters.items():
+        where.append(f"{_q(by_attname[name].column)} = %s")
+        params.append(value)
+    converters = [
+        (index, field.get_db_converters(connection))
+        for index, field in enumerate(fields) if field.get_db_converters(connection)
+    ]
+    names = [f.attname for f in fields]
+    with binding_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_q(f.column) for f in fields)} FROM {_q(model._meta.db_table)}"
+            f" WHERE {' AND '.join(where)}", params,
+        )
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        values = list(row)
+        for index, field_converters in converters:
+            for convert in field_converters:
+                values[index] = convert(values[index], None, connection)
+        found.append(dict(zip(names, values, strict=True)))
+    return found
+
+
 def load_rows(model: type[models.Model], column: str, keys: Iterable[Any],
               **filters: Any) -> list[Row]:
     """Return the rows (dicts by attribute name) whose `column` is one of `keys`."""
     keys = list(keys)
     if not keys:
         return []
+    attnames = {f.attname for f in model._meta.concrete_fields}
+    if connection.vendor == "postgresql" and attnames.issuperset(filters):
+        return _load_rows_pg(model, column, keys, filters)
     names = [f.attname for f in model._meta.concrete_fields]
     found: list[Row] = []
     for start in range(0, len(keys), LOAD_CHUNK):
