@@ -30,6 +30,8 @@ from medflow.labs.services import (
     record_lab_result,
 )
 from medflow.patients.services import archive_patient, register_patient
+from medflow.projections.catalog import get
+from medflow.projections.rebuild import rebuild
 from medflow.timeline.models import TimelineEntry
 from tests.conftest import make_staff
 
@@ -159,6 +161,23 @@ def test_record_correct_cancel_keep_the_read_models_in_step(doctor_ctx, nurse_ct
     assert (row.status, row.value, row.version) == ("cancelled", 95.0, 4)
     order_row = LabOrderReadModel.objects.get(id=order)
     assert (order_row.status, order_row.result_count, order_row.version) == ("placed", 0, 4)
+
+
+def test_the_order_counts_its_standing_results_as_a_replay_does(doctor_ctx, nurse_ctx, order):
+    first, second, third = (result_of(nurse_ctx, order, v) for v in (90.0, 91.0, 92.0))
+    correct_lab_result(doctor_ctx, order, second, {"value": 93.0}, reason="typo",
+                       expected_version=4)
+    cancel_lab_result(doctor_ctx, order, first, reason="haemolysed", expected_version=5)
+    row = LabOrderReadModel.objects.get(id=order)
+    assert (row.status, row.result_count, row.version) == ("resulted", 2, 6)
+    # A replay of the order's events (the batch path of a rebuild) counts the same.
+    rebuild(get("labs"), batch=3)
+    assert LabOrderReadModel.objects.get(id=order).result_count == 2
+    for result_id, version in ((second, 7), (third, 8)):
+        cancel_lab_result(doctor_ctx, order, result_id, reason="wrong patient",
+                          expected_version=version - 1)
+    row = LabOrderReadModel.objects.get(id=order)
+    assert (row.status, row.result_count) == ("placed", 0)
 
 
 def test_stale_version_is_refused_and_writes_nothing(doctor_ctx, order):

@@ -39,6 +39,7 @@ def apply(order: Row | None, results: dict[str, Row], recorded: RecordedEvent) -
     """
     event = recorded.event
     changed: set[str] = set()
+    was = False  # whether the result the event changes counted before it
     match event:
         case LabOrderPlaced():
             order = {
@@ -51,6 +52,7 @@ def apply(order: Row | None, results: dict[str, Row], recorded: RecordedEvent) -
             }
         case LabResultRecorded():
             key = str(event.result_id)
+            was = _standing(results.get(key))
             results[key] = {
                 "id": event.result_id, "patient_id": event.patient_id,
                 "order_id": recorded.aggregate_id, "loinc_code": event.loinc_code,
@@ -60,10 +62,12 @@ def apply(order: Row | None, results: dict[str, Row], recorded: RecordedEvent) -
             changed.add(key)
         case LabResultUpdated():
             key = str(event.result_id)
+            was = _standing(results[key])
             results[key].update(_values(event), status=ResultStatus.CORRECTED.value)
             changed.add(key)
         case LabResultCancelled():
             key = str(event.result_id)
+            was = _standing(results[key])
             results[key]["status"] = ResultStatus.CANCELLED.value
             changed.add(key)
         case LabOrderCancelled():
@@ -71,10 +75,17 @@ def apply(order: Row | None, results: dict[str, Row], recorded: RecordedEvent) -
     for key in changed:
         results[key].update(updated_at=recorded.timestamp, version=recorded.version)
     if order["status"] != "cancelled":
-        standing = sum(1 for r in results.values() if r["status"] != ResultStatus.CANCELLED)
+        # The order's count moves by what this event did to its one result, instead of a
+        # recount of all its results at every event (quadratic in a panel's size).
+        standing = order["result_count"] + sum(_standing(results[key]) - was for key in changed)
         order.update(status="resulted" if standing else "placed", result_count=standing)
     order.update(updated_at=recorded.timestamp, version=recorded.version)
     return order, changed
+
+
+def _standing(result: Row | None) -> bool:
+    """Tell whether a result row counts towards its order (it exists and is not cancelled)."""
+    return result is not None and result["status"] != ResultStatus.CANCELLED
 
 
 def _values(event: LabResultRecorded | LabResultUpdated) -> Row:
