@@ -68,11 +68,12 @@ class SqliteDialect(Dialect):
 
 def dialect() -> Dialect:
     """Return the dialect of the default connection."""
-    if connection.vendor == "postgresql":
+    vendor = connection.vendor
+    if vendor == "postgresql":
         return _POSTGRES
-    if connection.vendor == "sqlite":
+    if vendor == "sqlite":
         return _SQLITE
-    raise RuntimeError(f"unsupported database backend {connection.vendor}")
+    raise RuntimeError(f"unsupported database backend {vendor}")
 
 
 _POSTGRES = PostgresDialect()

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import orjson
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from medflow.errors import VersionConflict
 from medflow.eventstore import crypto, sealing
@@ -433,38 +433,41 @@ def binding_cursor() -> Iterator[Any]:
     """
     import psycopg
 
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        yield _WrappedCursor(cursor)
+    # The connection object itself: each attribute read through django.db.connection (a proxy
+    # to this thread's connection) costs a lookup, a dozen of them per command.
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
+        yield _WrappedCursor(cursor, db)
 
 
 class _WrappedCursor:
     """A psycopg cursor whose `execute` runs through Django's execute wrappers."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, db: Any) -> None:
         self.cursor = cursor
+        self.db = db
 
     def execute(self, sql: str, params: Sequence[Any] | None = None, **options: Any) -> Any:
         def run(sql: str, params: Any, many: bool, context: dict) -> Any:
             return self.cursor.execute(sql, params, **options)
 
+        db = self.db
         executor = run
-        for wrapper in reversed(connection.execute_wrappers):
+        for wrapper in reversed(db.execute_wrappers):
             executor = partial(wrapper, executor)
-        if not connection.queries_logged:
-            return executor(sql, params, False, {"connection": connection, "cursor": self})
+        if not db.queries_logged:
+            return executor(sql, params, False, {"connection": db, "cursor": self})
         # DEBUG, or a test capturing queries: log the statement as Django's cursors do, with
         # its values written in.
         started = time.monotonic()
         try:
-            return executor(sql, params, False, {"connection": connection, "cursor": self})
+            return executor(sql, params, False, {"connection": db, "cursor": self})
         finally:
             import psycopg
 
-            text = psycopg.ClientCursor(connection.connection).mogrify(
-                sql.replace("%b", "%s"), params)
-            connection.queries_log.append(
-                {"sql": text, "time": f"{time.monotonic() - started:.3f}"})
+            text = psycopg.ClientCursor(db.connection).mogrify(sql.replace("%b", "%s"), params)
+            db.queries_log.append({"sql": text, "time": f"{time.monotonic() - started:.3f}"})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.cursor, name)
