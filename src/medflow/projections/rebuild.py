@@ -2,10 +2,11 @@
 
 Readers keep the live tables until the swap, which replaces them in one transaction, so nobody
 sees a half-built model. Writers are held back only for that last step (on PostgreSQL a table
-tied to no other by a foreign key is swapped by renaming, so no row is copied meanwhile). The
-shadow build reads the log in pages, once for all the projections rebuilt together, and applies
-each page through the projections' batch paths; it keeps a checkpoint per projection, committed
-with each page: a killed rebuild resumes where it stopped.
+tied to no other by a foreign key is swapped by renaming, so no row is copied meanwhile; the
+others get only the rows that differ written). The shadow build reads the log in pages, once for
+all the projections rebuilt together, and applies each page through the projections' batch
+paths; it keeps a checkpoint per projection, committed with each page: a killed rebuild resumes
+where it stopped.
 
 The shadow build points the projection's models at the shadow tables for this process
 (`_meta.db_table`), so a rebuild runs in a process of its own (the CLI), never inside the web
@@ -244,7 +245,8 @@ def _swap(projection: Projection) -> None:
 
     On PostgreSQL a table that no foreign key ties to another takes the shadow's place whole
     (renamed, with the live names of its indexes): no row is copied while appends wait. The
-    others get the shadow's rows copied in. Then the projection's after_swap, if any.
+    others are brought to the shadow's rows by writing only the rows that differ. Then the
+    projection's after_swap, if any.
     """
     position = Checkpoint.objects.get(name=_checkpoint_name(projection)).position
     if projection.kind != "inline":
