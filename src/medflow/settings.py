@@ -21,6 +21,17 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "on", "yes"}
 
 
+def env_number(name: str, default: str, kind: type = int) -> int | float:
+    """Read an integer (or, with kind=float, a number) from the environment; a value that is
+    not one stops the start with a message naming the variable."""
+    value = os.environ.get(name) or default
+    try:
+        return kind(value)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {noun}, not {value!r}.") from None
+
+
 def env_list(name: str, default: str) -> list[str]:
     """Read a comma-separated list from the environment."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
@@ -125,12 +136,13 @@ def database_config(url: str) -> dict:
         # MedFlow's own pool keeps them, and a prepared hot statement skips parsing and planning
         # (update_patient p50 2.4 -> 2.0 ms). `off` for PgBouncer in transaction mode.
         prepare = os.environ.get("MEDFLOW_DB_PREPARE", "5")
-        options.setdefault("prepare_threshold", None if prepare == "off" else int(prepare))
+        options.setdefault("prepare_threshold",
+                           None if prepare == "off" else env_number("MEDFLOW_DB_PREPARE", "5"))
         if env_bool("MEDFLOW_DB_POOL", True):
             options["pool"] = {
-                "min_size": int(os.environ.get("MEDFLOW_DB_POOL_MIN", "1")),
-                "max_size": int(os.environ.get("MEDFLOW_DB_POOL_MAX", "10")),
-                "timeout": float(os.environ.get("MEDFLOW_DB_POOL_TIMEOUT", "10")),
+                "min_size": env_number("MEDFLOW_DB_POOL_MIN", "1"),
+                "max_size": env_number("MEDFLOW_DB_POOL_MAX", "10"),
+                "timeout": env_number("MEDFLOW_DB_POOL_TIMEOUT", "10", float),
             }
     return config
 
@@ -208,7 +220,7 @@ MEDFLOW_RETENTION_YEARS = {
 }
 
 # API tokens expire after this many days unless a shorter life is asked for.
-MEDFLOW_TOKEN_DAYS = int(os.environ.get("MEDFLOW_TOKEN_DAYS", "30"))
+MEDFLOW_TOKEN_DAYS = env_number("MEDFLOW_TOKEN_DAYS", "30")
 
 LOGGING = {
     "version": 1,
@@ -219,7 +231,7 @@ LOGGING = {
 }
 
 # Take a snapshot of an aggregate every N events (0 turns snapshots off).
-MEDFLOW_SNAPSHOT_EVERY = int(os.environ.get("MEDFLOW_SNAPSHOT_EVERY", "100"))
+MEDFLOW_SNAPSHOT_EVERY = env_number("MEDFLOW_SNAPSHOT_EVERY", "100")
 
 # Snapshot interval per aggregate type, overriding MEDFLOW_SNAPSHOT_EVERY: "Patient=50,Chart=20".
 MEDFLOW_SNAPSHOT_EVERY_BY_TYPE = {
@@ -234,7 +246,7 @@ MEDFLOW_SNAPSHOT_EVERY_BY_TYPE = {
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
-MEDFLOW_SESSION_IDLE_MINUTES = int(os.environ.get("MEDFLOW_SESSION_IDLE_MINUTES", "15"))
+MEDFLOW_SESSION_IDLE_MINUTES = env_number("MEDFLOW_SESSION_IDLE_MINUTES", "15")
 SESSION_COOKIE_AGE = MEDFLOW_SESSION_IDLE_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = True
 
@@ -242,10 +254,10 @@ SESSION_SAVE_EVERY_REQUEST = True
 # Request id / user id on log records, one log line per request, 503 when the DB pool is exhausted.
 MIDDLEWARE.append("medflow.ops.middleware.OpsMiddleware")
 # Queries slower than this many milliseconds are logged (SQL text only, never parameters); -1: off.
-MEDFLOW_SLOW_QUERY_MS = float(os.environ.get("MEDFLOW_SLOW_QUERY_MS", "1000"))
+MEDFLOW_SLOW_QUERY_MS = env_number("MEDFLOW_SLOW_QUERY_MS", "1000", float)
 # /health answers 503 when a catch-up projection lags more than this many seconds (unset: never).
 MEDFLOW_HEALTH_MAX_LAG_SECONDS = (
-    float(os.environ["MEDFLOW_HEALTH_MAX_LAG_SECONDS"])
+    env_number("MEDFLOW_HEALTH_MAX_LAG_SECONDS", "", float)
     if os.environ.get("MEDFLOW_HEALTH_MAX_LAG_SECONDS") else None
 )
 # /metrics: with a token, only `Authorization: Bearer <token>` may read it; without one, loopback only.
@@ -254,7 +266,7 @@ BROKER_URL = os.environ.get("BROKER_URL", "")
 # Monthly partitions of event_store kept ahead of time by `medflow migrate` and
 # `medflow partitions ensure` (PostgreSQL; MEDFLOW_EVENT_STORE_PARTITIONING=0 at the first
 # migrate keeps a plain table).
-MEDFLOW_PARTITIONS_AHEAD = int(os.environ.get("MEDFLOW_PARTITIONS_AHEAD", "3"))
+MEDFLOW_PARTITIONS_AHEAD = env_number("MEDFLOW_PARTITIONS_AHEAD", "3")
 # MEDFLOW_LOG_FORMAT=json: one JSON object a line, with request id and user id (no PHI).
 LOGGING.setdefault("filters", {})["request_context"] = {
     "()": "medflow.ops.jsonlog.RequestContextFilter"}
@@ -267,7 +279,7 @@ if os.environ.get("MEDFLOW_LOG_FORMAT", "").lower() == "json":
 
 # --- Access control and authentication hardening (medflow.access; see README "Security") -------
 # Break-glass: how long a clinician may read a patient of another clinic after giving a reason.
-MEDFLOW_BREAK_GLASS_MINUTES = int(os.environ.get("MEDFLOW_BREAK_GLASS_MINUTES", "60"))
+MEDFLOW_BREAK_GLASS_MINUTES = env_number("MEDFLOW_BREAK_GLASS_MINUTES", "60")
 
 from datetime import timedelta as _timedelta  # noqa: E402
 
@@ -285,9 +297,9 @@ AUTHENTICATION_BACKENDS = [
     "medflow.access.auth.ThrottledBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(os.environ.get("MEDFLOW_LOGIN_FAILURE_LIMIT", "5"))
+AXES_FAILURE_LIMIT = env_number("MEDFLOW_LOGIN_FAILURE_LIMIT", "5")
 AXES_COOLOFF_TIME = _timedelta(
-    minutes=int(os.environ.get("MEDFLOW_LOGIN_LOCKOUT_MINUTES", "15")))
+    minutes=env_number("MEDFLOW_LOGIN_LOCKOUT_MINUTES", "15"))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "medflow.access.auth.lockout_response"
@@ -299,7 +311,7 @@ OTP_TOTP_ISSUER = os.environ.get("MEDFLOW_OTP_ISSUER", "MedFlow")
 # MEDFLOW_MASTER_KEY set). Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER=
 # "HTTP_X_FORWARDED_PROTO,https" (only when the proxy overwrites that header).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_SECONDS = env_number("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 # The preload flag only allows submitting the site to browsers' preload list (by hand, at hstspreload.org).
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)

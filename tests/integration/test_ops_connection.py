@@ -45,3 +45,18 @@ def test_a_repeated_statement_of_the_store_is_prepared_by_the_server():
         cursor.execute("SELECT count(*) FROM pg_prepared_statements"
                        " WHERE statement LIKE 'SELECT count(*) FROM event_store WHERE position%%'")
         assert cursor.fetchone()[0] == 1
+
+
+def test_a_number_setting_that_is_not_one_names_its_variable(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from medflow.settings import env_number
+
+    monkeypatch.setenv("MEDFLOW_DB_PREPARE", "five")
+    with pytest.raises(ImproperlyConfigured, match="MEDFLOW_DB_PREPARE must be an integer, not 'five'"):
+        database_config("postgres://medflow@db.example/medflow")
+    monkeypatch.setenv("MEDFLOW_SLOW_QUERY_MS", "1,5")
+    with pytest.raises(ImproperlyConfigured, match="MEDFLOW_SLOW_QUERY_MS must be a number"):
+        env_number("MEDFLOW_SLOW_QUERY_MS", "1000", float)
+    monkeypatch.setenv("MEDFLOW_SLOW_QUERY_MS", "")
+    assert env_number("MEDFLOW_SLOW_QUERY_MS", "1000", float) == 1000.0
