@@ -60,3 +60,29 @@ def test_a_number_setting_that_is_not_one_names_its_variable(monkeypatch):
         env_number("MEDFLOW_SLOW_QUERY_MS", "1000", float)
     monkeypatch.setenv("MEDFLOW_SLOW_QUERY_MS", "")
     assert env_number("MEDFLOW_SLOW_QUERY_MS", "1000", float) == 1000.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_prepared_before_a_column_type_changed_runs_again_outside_transactions():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL matter here")
+    import psycopg
+
+    from medflow.eventstore.store import binding_cursor
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (id integer PRIMARY KEY, label varchar(10))")
+        cursor.execute("INSERT INTO prepared_probe VALUES (1, 'a')")
+    try:
+        sql = "SELECT id, label FROM prepared_probe WHERE id = %s"
+        with binding_cursor() as cursor:
+            for _ in range(6):
+                cursor.execute(sql, [1])
+            # Another process migrates the column (as `medflow migrate` would beside a server).
+            with psycopg.connect(connection.connection.info.dsn, autocommit=True) as other:
+                other.execute("ALTER TABLE prepared_probe ALTER COLUMN label TYPE varchar(20)")
+            cursor.execute(sql, [1])
+            assert cursor.fetchall() == [(1, "a")]
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE prepared_probe")

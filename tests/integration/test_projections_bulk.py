@@ -73,3 +73,10 @@ def test_loaded_rows_equal_the_orms_values_by_key_column_and_with_a_filter():
     assert by_patient == [orm[rows[1]["id"]]]
     assert load_rows(EncounterRecord, "id", ids, status="finished") == []
     assert len(load_rows(EncounterRecord, "id", ids, status="in_progress")) == 3
+
+
+def test_a_null_filter_matches_null_as_the_orm_does():
+    rows = [encounter(), encounter(appointment_id=uuid4())]
+    insert_rows(EncounterRecord, rows)
+    found = load_rows(EncounterRecord, "id", [row["id"] for row in rows], appointment_id=None)
+    assert [row["id"] for row in found] == [rows[0]["id"]]

@@ -441,6 +441,13 @@ def binding_cursor() -> Iterator[Any]:
         yield _WrappedCursor(cursor, db)
 
 
+def _stale_prepared(exc: Exception) -> bool:
+    """Tell whether a statement failed because it was prepared before a migration changed the
+    type of a column it returns (PostgreSQL refuses to run such a plan until it is prepared
+    again)."""
+    return "cached plan must not change result type" in str(exc)
+
+
 class _WrappedCursor:
     """A psycopg cursor whose `execute` runs through Django's execute wrappers."""
 
@@ -457,7 +464,16 @@ class _WrappedCursor:
         for wrapper in reversed(db.execute_wrappers):
             executor = partial(wrapper, executor)
         if not db.queries_logged:
-            return executor(sql, params, False, {"connection": db, "cursor": self})
+            try:
+                return executor(sql, params, False, {"connection": db, "cursor": self})
+            except Exception as exc:
+                if not _stale_prepared(exc) or not db.get_autocommit():
+                    # In a transaction the rollback that follows makes psycopg drop its
+                    # prepared statements, and the next transaction prepares them anew.
+                    raise
+                # Outside one nothing would: forget them now and run the statement again.
+                self.cursor.execute("DEALLOCATE ALL")
+                return executor(sql, params, False, {"connection": db, "cursor": self})
         # DEBUG, or a test capturing queries: log the statement as Django's cursors do, with
         # its values written in.
         started = time.monotonic()

@@ -202,6 +202,18 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
+def _plain_lookup(model: type[models.Model], column: str, filters: dict[str, Any]) -> bool:
+    """Tell whether `_load_rows_pg` reads what the ORM would: keys of a uuid or integer column
+    (a cast to varchar(n) would cut longer keys) and filters that are plain equalities."""
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    key = fields.get(column)
+    if key is None or (key.target_field if key.is_relation else key).db_type(connection) not in (
+            "uuid", "integer", "bigint"):
+        return False
+    return all(name in fields and isinstance(value, (int, str, UUID))
+               for name, value in filters.items())
+
+
 def _load_rows_pg(model: type[models.Model], column: str, keys: list[Any],
                   filters: dict[str, Any]) -> list[Row]:
     """load_rows on PostgreSQL: the keys travel as one array parameter of a prepared statement.
@@ -248,8 +260,7 @@ def load_rows(model: type[models.Model], column: str, keys: Iterable[Any],
     keys = list(keys)
     if not keys:
         return []
-    attnames = {f.attname for f in model._meta.concrete_fields}
-    if connection.vendor == "postgresql" and attnames.issuperset(filters):
+    if connection.vendor == "postgresql" and _plain_lookup(model, column, filters):
         return _load_rows_pg(model, column, keys, filters)
     names = [f.attname for f in model._meta.concrete_fields]
     found: list[Row] = []
