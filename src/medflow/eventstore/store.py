@@ -464,26 +464,29 @@ class _WrappedCursor:
         for wrapper in reversed(db.execute_wrappers):
             executor = partial(wrapper, executor)
         if not db.queries_logged:
-            try:
-                return executor(sql, params, False, {"connection": db, "cursor": self})
-            except Exception as exc:
-                if not _stale_prepared(exc) or not db.get_autocommit():
-                    # In a transaction the rollback that follows makes psycopg drop its
-                    # prepared statements, and the next transaction prepares them anew.
-                    raise
-                # Outside one nothing would: forget them now and run the statement again.
-                self.cursor.execute("DEALLOCATE ALL")
-                return executor(sql, params, False, {"connection": db, "cursor": self})
+            return self._run(executor, sql, params)
         # DEBUG, or a test capturing queries: log the statement as Django's cursors do, with
         # its values written in.
         started = time.monotonic()
         try:
-            return executor(sql, params, False, {"connection": db, "cursor": self})
+            return self._run(executor, sql, params)
         finally:
             import psycopg
 
             text = psycopg.ClientCursor(db.connection).mogrify(sql.replace("%b", "%s"), params)
             db.queries_log.append({"sql": text, "time": f"{time.monotonic() - started:.3f}"})
+
+    def _run(self, executor: Callable[..., Any], sql: str, params: Any) -> Any:
+        try:
+            return executor(sql, params, False, {"connection": self.db, "cursor": self})
+        except Exception as exc:
+            if not _stale_prepared(exc) or not self.db.get_autocommit():
+                # In a transaction the rollback that follows makes psycopg drop its prepared
+                # statements, and the next transaction prepares them anew.
+                raise
+            # Outside one nothing would: forget them now and run the statement again.
+            self.cursor.execute("DEALLOCATE ALL")
+            return executor(sql, params, False, {"connection": self.db, "cursor": self})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.cursor, name)

@@ -225,18 +225,15 @@ def _load_rows_pg(model: type[models.Model], column: str, keys: list[Any],
     """
     fields = model._meta.concrete_fields
     by_attname = {f.attname: f for f in fields}
-    key_field = by_attname.get(column) or model._meta.get_field(column)
+    key_field = by_attname[column]  # _plain_lookup checked it: a uuid or integer column
     key_type = (key_field.target_field if key_field.is_relation else key_field).db_type(connection)
     where = [f"{_q(key_field.column)} = ANY(%s::{key_type}[])"]
-    params: list[Any] = [[Table.of(model).pk_encoder(k) if key_field.primary_key else k
-                          for k in keys]]
+    params: list[Any] = [keys]
     for name, value in filters.items():
         where.append(f"{_q(by_attname[name].column)} = %s")
         params.append(value)
-    converters = [
-        (index, field.get_db_converters(connection))
-        for index, field in enumerate(fields) if field.get_db_converters(connection)
-    ]
+    converters = [(index, found) for index, field in enumerate(fields)
+                  if (found := field.get_db_converters(connection))]
     names = [f.attname for f in fields]
     with binding_cursor() as cursor:
         cursor.execute(
