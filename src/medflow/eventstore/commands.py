@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 
 from medflow.context import Context
 from medflow.errors import NotFound, VersionConflict
-from medflow.eventstore import snapshots, store
+from medflow.eventstore import combined, snapshots, store
 from medflow.eventstore.aggregate import Aggregate
 from medflow.eventstore.backends import dialect
 from medflow.eventstore.cache import cache
@@ -196,17 +196,19 @@ def execute(
             aggregate.pending.clear()
             version = recorded[-1].version if recorded else start
             token = _stored.set((aggregate_id, version, aggregate))
-            try:
-                inline.dispatch(recorded)
-            finally:
-                _stored.reset(token)
-            if recorded:
-                aggregate.version = version
-                _cache_after_commit(aggregate)
-            _maybe_snapshot(aggregate, start, version)
-            result = CommandResult(aggregate_id, version, tuple(recorded))
-            if command_id is not None:
-                _remember(command_id, result)
+            # The read models' row writes (and whatever follows) reach the server together.
+            with combined.combined():
+                try:
+                    inline.dispatch(recorded)
+                finally:
+                    _stored.reset(token)
+                if recorded:
+                    aggregate.version = version
+                    _cache_after_commit(aggregate)
+                _maybe_snapshot(aggregate, start, version)
+                result = CommandResult(aggregate_id, version, tuple(recorded))
+                if command_id is not None:
+                    _remember(command_id, result)
     except IntegrityError:
         # A retry racing the first attempt of the same command: the first one won.
         if command_id is not None and (previous := _previous_result(command_id)) is not None:

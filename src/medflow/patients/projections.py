@@ -62,13 +62,19 @@ def on_registered(recorded: RecordedEvent) -> None:
 @inline.on(PatientUpdated, PatientArchived, PatientForgotten)
 def on_changed(recorded: RecordedEvent) -> None:
     patient = aggregate_after(recorded)
+    if patient is None:
+        _fold_into_row(recorded)
+        return
     # The command's own aggregate is the row's state folded with this event, provided the row
     # is at the version before it: one UPDATE then, with no read back.
-    if patient is not None and update_row(
+    update_row(
         PatientReadModel, {"id": recorded.aggregate_id, **row_values(patient.state(), recorded)},
-        version=recorded.version - 1,
-    ):
-        return
+        where={"version": recorded.version - 1}, on_miss=lambda: _fold_into_row(recorded),
+    )
+
+
+def _fold_into_row(recorded: RecordedEvent) -> None:
+    """Fold the event into the state the patient's row holds, and store the result."""
     row = PatientReadModel.objects.get(id=recorded.aggregate_id)
     patient = Patient.from_snapshot(recorded.aggregate_id, row.version, row.current_data)
     patient.when(recorded.event)

@@ -15,6 +15,7 @@ from uuid import UUID
 import orjson
 from django.db import connection, models
 
+from medflow.eventstore import combined
 from medflow.eventstore.store import binding_cursor
 
 Row = dict[str, Any]
@@ -118,6 +119,7 @@ def insert_rows(model: type[models.Model], rows: Sequence[Row]) -> None:
     columns = ", ".join(_q(f.column) for f in table.fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            combined.flush()  # COPY passes no execute wrapper: send waiting row writes first
             raw = cursor.cursor  # the psycopg cursor under Django's wrapper
             with raw.copy(f"COPY {_q(table.name)} ({columns}) FROM STDIN") as copy:
                 for row in rows:

@@ -3,14 +3,16 @@
 The ORM builds a model instance and compiles its SQL on every save, and Django's cursor makes the
 server plan every statement anew. Here the SQL of each table is built once, values are encoded as
 the ORM would store them (`bulk.Table`), and on PostgreSQL the statement goes through a binding
-cursor, which the server prepares once it repeats.
+cursor, which the server prepares once it repeats; inside a command it travels with the command's
+other row writes (`eventstore.combined`).
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connection, models
 
-from medflow.eventstore.store import fast_cursor
+from medflow.eventstore import combined
 from medflow.projections.bulk import Row, Table, _q
 
 _SQL: dict[tuple, str] = {}
@@ -41,13 +43,17 @@ def insert_row(model: type[models.Model], row: Row) -> None:
             f"INSERT INTO {_q(table.name)} ({', '.join(_q(f.column) for f in table.fields)})"
             f" VALUES ({', '.join(_param(table, name) for name in table.attnames)})"
         )
-    with fast_cursor() as cursor:
-        cursor.execute(_SQL[key], table.encode(row))
+    combined.send(table.name, _SQL[key], table.encode(row))
 
 
-def update_row(model: type[models.Model], row: Row, **where: Any) -> bool:
+def update_row(
+    model: type[models.Model], row: Row, *, where: dict[str, Any] | None = None,
+    on_miss: Callable[[], None] | None = None,
+) -> None:
     """Overwrite the columns `row` carries in the row of its primary key, if it also matches
-    `where` (column equalities, e.g. the version it must be at); return whether it did."""
+    `where` (column equalities, e.g. the version it must be at); if no row matched, run
+    `on_miss` (perhaps later, but before anything else reads or writes the database)."""
+    where = where or {}
     table = Table.of(model)
     pk = table.pk.attname
     names = tuple(name for name in table.attnames if name in row and name != pk)
@@ -62,6 +68,4 @@ def update_row(model: type[models.Model], row: Row, **where: Any) -> bool:
         )
     params = [fields[n][1](row[n]) for n in names] + [table.pk_encoder(row[pk])]
     params += [fields[n][1](where[n]) for n in conditions]
-    with fast_cursor() as cursor:
-        cursor.execute(_SQL[key], params)
-        return cursor.rowcount == 1
+    combined.send(table.name, _SQL[key], params, on_miss)

@@ -1,0 +1,122 @@
+"""Send a command's read-model row writes to PostgreSQL together, in one round trip.
+
+A command's inline projections write a row or two (the patient row, the timeline entry), each a
+round trip of its own when sent alone, and each one held inside the global-order lock that the
+append took. Inside `combined()`, a write handed to `send` waits; the waiting writes go to the
+server as one statement of data-modifying CTEs when the scope ends, or just before any other
+statement runs on the connection. So whoever reads next (a handler, a process manager, the
+command itself) sees every write made before, as if each had run at once.
+
+Two writes to the same table never travel together: the parts of one statement share a snapshot
+and cannot see each other's rows, so the first is sent before the second joins.
+
+SQLite runs in the process, where a statement costs no round trip: there `combined()` does
+nothing and `send` runs the statement at once.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from medflow.eventstore.store import fast_cursor
+
+OnMiss = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    table: str
+    sql: str
+    params: Sequence[Any]
+    on_miss: OnMiss | None
+
+
+class _Waiting:
+    """The writes waiting in one `combined()` scope, in the order they were sent."""
+
+    def __init__(self) -> None:
+        self.writes: list[_Write] = []
+        self.tables: set[str] = set()
+
+    def add(self, write: _Write) -> None:
+        if write.table in self.tables:
+            self.flush()
+        self.writes.append(write)
+        self.tables.add(write.table)
+
+    def flush(self) -> None:
+        """Send the waiting writes, then run the `on_miss` of each that touched no row."""
+        writes, self.writes, self.tables = self.writes, [], set()
+        if not writes:
+            return
+        with fast_cursor() as cursor:
+            if len(writes) == 1:
+                cursor.execute(writes[0].sql, writes[0].params)
+                counts = [cursor.rowcount]
+            else:
+                cursor.execute(*_together(writes))
+                counts = list(cursor.fetchone())
+        # Outside the statement, so that what a fallback does is sent (and seen) in order.
+        for write, count in zip(writes, counts, strict=True):
+            if count == 0 and write.on_miss is not None:
+                write.on_miss()
+
+    def flush_first(self, execute: Callable, sql: str, params: Any, many: bool,
+                    context: dict) -> Any:
+        """A connection.execute_wrapper: send the waiting writes before any other statement."""
+        if self.writes:
+            self.flush()
+        return execute(sql, params, many, context)
+
+
+def _together(writes: list[_Write]) -> tuple[str, list[Any]]:
+    """Return one statement running every write, which answers each one's row count."""
+    parts = ", ".join(f"w{i} AS ({w.sql} RETURNING 1)" for i, w in enumerate(writes))
+    counts = ", ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(writes)))
+    return f"WITH {parts} SELECT {counts}", [p for w in writes for p in w.params]
+
+
+_waiting: ContextVar[_Waiting | None] = ContextVar("combined_writes", default=None)
+
+
+@contextmanager
+def combined() -> Iterator[None]:
+    """Hold back the row writes sent inside the scope and send them together (PostgreSQL)."""
+    if connection.vendor != "postgresql" or _waiting.get() is not None:
+        yield
+        return
+    waiting = _Waiting()
+    token = _waiting.set(waiting)
+    try:
+        with connection.execute_wrapper(waiting.flush_first):
+            yield
+            # On an error nothing is sent: the transaction that would hold it rolls back.
+            waiting.flush()
+    finally:
+        _waiting.reset(token)
+
+
+def send(table: str, sql: str, params: Sequence[Any], on_miss: OnMiss | None = None) -> None:
+    """Run one single-row INSERT or UPDATE (no RETURNING) now, or with the scope's other writes;
+    `on_miss` runs, afterwards and in the same transaction, if it touched no row."""
+    waiting = _waiting.get()
+    if waiting is not None:
+        waiting.add(_Write(table, sql, params, on_miss))
+        return
+    with fast_cursor() as cursor:
+        cursor.execute(sql, params)
+        touched = cursor.rowcount
+    if touched == 0 and on_miss is not None:
+        on_miss()
+
+
+def flush() -> None:
+    """Send the waiting writes now (before a statement that bypasses the execute wrappers,
+    such as COPY)."""
+    waiting = _waiting.get()
+    if waiting is not None:
+        waiting.flush()
