@@ -19,6 +19,22 @@ class OpsConfig(AppConfig):
         post_migrate.connect(partitions.after_migrate, sender=self,
                              dispatch_uid="medflow-ops-partitions-ensure")
         _handle_pool_timeouts_in_api()
+        _freeze_startup_objects()
+
+
+def _freeze_startup_objects() -> None:
+    """Leave what start-up loaded (Django, the API, the models: several hundred thousand
+    objects that live as long as the process) out of every future garbage collection.
+
+    The collector's full passes walk every tracked object. A write path allocates thousands of
+    short-lived dicts and event objects per batch, which trigger those passes; with the
+    start-up objects in them a bulk append spent about a quarter of its client CPU there
+    (35 -> 26 µs an event when frozen, bench/RESULTS.md). Frozen objects are never freed,
+    which costs nothing for objects that live as long as the process anyway.
+    """
+    import gc
+
+    gc.freeze()
 
 
 def _handle_pool_timeouts_in_api() -> None:
