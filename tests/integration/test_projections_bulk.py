@@ -80,3 +80,13 @@ def test_a_null_filter_matches_null_as_the_orm_does():
     insert_rows(EncounterRecord, rows)
     found = load_rows(EncounterRecord, "id", [row["id"] for row in rows], appointment_id=None)
     assert [row["id"] for row in found] == [rows[0]["id"]]
+
+
+def test_loaded_times_carry_the_time_zone_the_orm_gives_them():
+    row = encounter()
+    insert_rows(EncounterRecord, [row])
+    (loaded,) = load_rows(EncounterRecord, "id", [row["id"]])
+    from_orm = EncounterRecord.objects.get(id=row["id"])
+    # psycopg's C parser on PostgreSQL, Django's converters on SQLite: the same aware value.
+    assert loaded["created_at"] == from_orm.created_at == T0
+    assert loaded["created_at"].tzinfo is from_orm.created_at.tzinfo
