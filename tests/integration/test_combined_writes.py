@@ -33,14 +33,14 @@ def together() -> bool:
 def test_writes_to_two_tables_reach_the_server_as_one_statement():
     with CaptureQueriesContext(connection) as queries, combined.combined():
         insert_row(Checkpoint, {"name": "a", "position": 1, "updated_at": NOW})
-        insert_row(EventCount, {"id": 1, "event_type": "X", "day": DAY, "count": 3})
+        insert_row(EventCount, {"event_type": "X", "day": DAY, "count": 3})
     sent = statements(queries)
     if together():
         assert len(sent) == 1 and sent[0].startswith("WITH w0 AS (INSERT")
     else:
         assert len(sent) == 2  # SQLite runs in the process: no round trip to save
     assert Checkpoint.objects.get(name="a").position == 1
-    assert EventCount.objects.get(id=1).count == 3
+    assert EventCount.objects.get(event_type="X").count == 3
 
 
 def test_a_read_inside_the_scope_sees_every_write_sent_before_it():
@@ -87,10 +87,23 @@ def test_an_error_inside_the_scope_sends_nothing_that_was_waiting():
         assert not any("projection_checkpoint" in sql for sql in statements(queries))
 
 
+def test_a_rollback_to_a_savepoint_drops_the_writes_made_after_it_and_keeps_the_others():
+    with CaptureQueriesContext(connection) as queries, combined.combined():
+        insert_row(Checkpoint, {"name": "kept", "position": 1, "updated_at": NOW})
+        with pytest.raises(RuntimeError), transaction.atomic():  # a savepoint
+            insert_row(Checkpoint, {"name": "undone", "position": 2, "updated_at": NOW})
+            raise RuntimeError("the handler failed")
+        insert_row(EventCount, {"event_type": "Z", "day": DAY, "count": 1})
+    assert set(Checkpoint.objects.values_list("name", flat=True)) == {"kept"}
+    assert EventCount.objects.filter(event_type="Z").exists()
+    if together():
+        assert not any("undone" in sql for sql in statements(queries))
+
+
 def test_a_copy_sends_the_waiting_writes_first():
     with combined.combined():
         insert_row(Checkpoint, {"name": "a", "position": 1, "updated_at": NOW})
-        insert_rows(EventCount, [{"id": 5, "event_type": "Y", "day": DAY, "count": 1}])
+        insert_rows(EventCount, [{"event_type": "Y", "day": DAY, "count": 1}])
         # COPY passes no execute wrapper: insert_rows itself sent what was waiting.
         assert not combined._waiting.get() or not combined._waiting.get().writes
     assert Checkpoint.objects.filter(name="a").exists() and EventCount.objects.filter(event_type="Y").exists()

@@ -67,9 +67,15 @@ class _Waiting:
 
     def flush_first(self, execute: Callable, sql: str, params: Any, many: bool,
                     context: dict) -> Any:
-        """A connection.execute_wrapper: send the waiting writes before any other statement."""
+        """A connection.execute_wrapper: send the waiting writes before any other statement,
+        except a rollback to a savepoint, which drops them instead."""
         if self.writes:
-            self.flush()
+            if sql.startswith("ROLLBACK TO SAVEPOINT"):
+                # Creating the savepoint sent what was waiting then: every write waiting now
+                # came after it, and is part of the work being undone.
+                self.writes, self.tables = [], set()
+            else:
+                self.flush()
         return execute(sql, params, many, context)
 
 
