@@ -86,3 +86,27 @@ def test_a_statement_prepared_before_a_column_type_changed_runs_again_outside_tr
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE prepared_probe")
+
+
+@pytest.mark.django_db
+def test_times_are_parsed_in_c_and_read_back_as_django_reads_them():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from medflow.projections.models import Checkpoint
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the timestamptz loader is psycopg's")
+    times = [datetime(2026, 12, 7, 10, 30, 1, 123456, tzinfo=UTC),
+             datetime(1899, 12, 31, 23, 59, 59, tzinfo=UTC),
+             datetime(2500, 1, 1, tzinfo=timezone(timedelta(hours=-5)))]
+    for index, moment in enumerate(times):
+        Checkpoint.objects.create(name=f"t{index}", last_error_at=moment)
+    read = [Checkpoint.objects.get(name=f"t{index}").last_error_at for index in range(3)]
+    assert read == times
+    assert all(value.tzinfo is UTC for value in read)  # what Django's own loader gives
+    with connection.cursor() as cursor:
+        # The class Django checks before each cursor carries its time zone; an instance parses
+        # with psycopg's C function instead of the Python method.
+        loader = cursor.cursor.adapters.get_loader(1184, 0)(1184, cursor.cursor)
+    assert loader.timezone is connection.timezone
+    assert type(loader.load.__self__).__module__ == "psycopg_binary._psycopg"

@@ -11,11 +11,12 @@ class OpsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from medflow.eventstore import store
-        from medflow.ops import metrics, partitions, slowlog
+        from medflow.ops import metrics, partitions, slowlog, timeparsing
 
         if metrics.observe_append not in store.append_observers:
             store.append_observers.append(metrics.observe_append)
         connection_created.connect(slowlog.install, dispatch_uid="medflow-ops-slow-query-log")
+        timeparsing.connect()
         post_migrate.connect(partitions.after_migrate, sender=self,
                              dispatch_uid="medflow-ops-partitions-ensure")
         _handle_pool_timeouts_in_api()

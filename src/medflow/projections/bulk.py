@@ -238,7 +238,6 @@ def _load_rows_pg(model: type[models.Model], column: str, keys: list[Any],
                   if (found := field.get_db_converters(connection))]
     names = [f.attname for f in fields]
     with binding_cursor() as cursor:
-        _fast_times(cursor)
         cursor.execute(
             f"SELECT {', '.join(_q(f.column) for f in fields)} FROM {_q(model._meta.db_table)}"
             f" WHERE {' AND '.join(where)}", params,
@@ -252,21 +251,6 @@ def _load_rows_pg(model: type[models.Model], column: str, keys: list[Any],
                 values[index] = convert(values[index], None, connection)
         found.append(dict(zip(names, values, strict=True)))
     return found
-
-
-def _fast_times(cursor: Any) -> None:
-    """Let the cursor parse timestamptz text with psycopg's C loader.
-
-    Django registers a loader of its own on the connection: psycopg's pure-Python parser, then
-    `replace(tzinfo=...)` with the connection's time zone (5-9 µs a value; a 10x legacy
-    migration reads half a million). psycopg's own loader gives the same aware datetime, in the
-    session's time zone, which Django has set to its own (`timezone.utc` for UTC) when it
-    connected: a test compares both.
-    """
-    from psycopg.types.datetime import TimestamptzLoader
-
-    # Registered on this cursor only: Django checks the connection's loader for its time zone.
-    cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def load_rows(model: type[models.Model], column: str, keys: Iterable[Any],
