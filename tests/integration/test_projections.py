@@ -209,3 +209,43 @@ def test_cli_rebuild_all_and_errors():
     bad = medflow("projections", "rebuild", "nope")
     assert bad.returncode != 0 and "no projection 'nope'" in bad.stderr
     assert "inline" in medflow("projections", "run", "patients", "--once").stderr
+
+
+def _set_number(table: str, mrn: str, number: str) -> None:
+    """Put `"n": <number>` into a patient row's JSON, the number written as given."""
+    with connections["default"].cursor() as cursor:
+        if connections["default"].vendor == "postgresql":
+            cursor.execute(f"UPDATE {table} SET current_data = jsonb_set(current_data, '{{n}}',"
+                           " %s::jsonb) WHERE mrn = %s", [number, mrn])
+        else:
+            cursor.execute(f"UPDATE {table} SET current_data = json_set(current_data, '$.n',"
+                           " json(%s)) WHERE mrn = %s", [number, mrn])
+
+
+def test_a_json_number_of_another_type_is_a_difference_and_the_swap_writes_it(clinic):
+    # PostgreSQL's jsonb equality says 1 = 1.0; a reader gets an int from one, a float from the
+    # other: verify must report it, and a rebuild's swap must write the replay's.
+    from medflow.projections.rebuild import (
+        _copy_differences,
+        build_shadow,
+        differences,
+        drop_shadows,
+    )
+
+    _patients(2, clinic.id)
+    projection = get("patients")
+    build_shadow(projection, restart=True)
+    try:
+        shadow = "patient_read_model__rebuild"
+        for table, first, second in ((shadow, "1.0", "2"), ("patient_read_model", "1", "2")):
+            _set_number(table, "R-1", first)
+            _set_number(table, "R-0", second)
+        r1 = PatientReadModel.objects.get(mrn="R-1")
+        assert dict(differences(PatientReadModel)) == {str(r1.id): "differs"}
+        with connections["default"].cursor() as cursor:
+            _copy_differences(cursor, [PatientReadModel])
+        assert isinstance(PatientReadModel.objects.get(mrn="R-1").current_data["n"], float)
+        assert PatientReadModel.objects.get(mrn="R-0").current_data["n"] == 2
+        assert differences(PatientReadModel) == []
+    finally:
+        drop_shadows(projection)

@@ -366,11 +366,14 @@ def _copy_differences(cursor, copied: list[type[models.Model]]) -> None:
     for model in natural:
         live, shadow, pk = _q(model._meta.db_table), _q(model._meta.db_table + SUFFIX), \
             _q(model._meta.pk.column)
-        others = [_q(f.column) for f in model._meta.concrete_fields if not f.primary_key]
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+        others = [_q(f.column) for f in fields]
         if others:
-            differs = (" OR ".join(f"{live}.{c} IS NOT s.{c}" for c in others)
-                       if connection.vendor == "sqlite" else
-                       " OR ".join(f"{live}.{c} IS DISTINCT FROM s.{c}" for c in others))
+            test = "IS NOT" if connection.vendor == "sqlite" else "IS DISTINCT FROM"
+            differs = " OR ".join(
+                f"{_as_compared(f, f'{live}.{_q(f.column)}')} {test}"
+                f" {_as_compared(f, f's.{_q(f.column)}')}" for f in fields
+            )
             cursor.execute(
                 f"UPDATE {live} SET {', '.join(f'{c} = s.{c}' for c in others)}"
                 f" FROM {shadow} s WHERE s.{pk} = {live}.{pk} AND ({differs})"
@@ -380,6 +383,18 @@ def _copy_differences(cursor, copied: list[type[models.Model]]) -> None:
             f"INSERT INTO {live} ({columns}) SELECT {columns} FROM {shadow} s"
             f" WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE l.{pk} = s.{pk})"
         )
+
+
+def _as_compared(field: models.Field, column: str) -> str:
+    """Return the expression that compares a column's values as they are stored.
+
+    PostgreSQL's jsonb equality is numeric within the document: `{"n": 1}` equals `{"n": 1.0}`,
+    which a reader gets back as an int and a float. Compared as text (jsonb's text is already
+    normalised: key order, spaces) they differ, as the replay says they do.
+    """
+    if connection.vendor == "postgresql" and field.get_internal_type() == "JSONField":
+        return f"{column}::text"
+    return column
 
 
 def _columns(model: type[models.Model]) -> str:
@@ -408,7 +423,7 @@ def differences(model: type[models.Model], limit: int = 20) -> list[tuple[str, s
     first columns for tables with a surrogate id."""
     live, shadow = _q(model._meta.db_table), _q(model._meta.db_table + SUFFIX)
     fields = _compared_fields(model)
-    columns = ", ".join(_q(f.column) for f in fields)
+    columns = ", ".join(_as_compared(f, _q(f.column)) for f in fields)
     found: dict[str, str] = {}
     with connection.cursor() as cursor:
         # Rows of the live table that a fresh replay does not produce, and the other way round.
