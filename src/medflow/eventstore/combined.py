@@ -113,11 +113,9 @@ def send(table: str, sql: str, params: Sequence[Any], on_miss: OnMiss | None = N
     if waiting is not None:
         waiting.add(_Write(table, sql, params, on_miss))
         return
-    with fast_cursor() as cursor:
-        cursor.execute(sql, params)
-        touched = cursor.rowcount
-    if touched == 0 and on_miss is not None:
-        on_miss()
+    alone = _Waiting()
+    alone.add(_Write(table, sql, params, on_miss))
+    alone.flush()
 
 
 def flush() -> None:
