@@ -4,14 +4,17 @@ import base64
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
+from medflow.access.domain import ClinicCreated
 from medflow.access.tokens import create_token
 from medflow.context import system_context
-from medflow.errors import InvalidInput
+from medflow.errors import InvalidInput, RuleViolated, VersionConflict
 from medflow.eventstore import crypto, store
 from medflow.eventstore.cache import cache
 from medflow.eventstore.commands import cache_key
@@ -142,6 +145,69 @@ def test_cli_forget_patient(zelda):
         call_command("forget-patient", "nope", "--reason", "x")
     call_command("forget-patient", str(zelda), "--reason", "erasure request")
     assert DataKey.objects.get(subject_id=zelda).destroyed_at is not None
+
+
+def _register(clinic, patient_id=None, mrn="K-1"):
+    return register_patient(
+        system_context("t"), clinic_id=clinic.id, patient_id=patient_id, mrn=mrn,
+        given_names="Kim", family_name=SECRET_NAME, birth_date="1990-01-01",
+    )
+
+
+def test_a_registration_stores_its_subjects_new_key_in_the_appends_statement(clinic):
+    with CaptureQueriesContext(connection) as queries:
+        patient_id = _register(clinic).aggregate_id
+    touching_keys = [q["sql"] for q in queries if "data_keys" in q["sql"]]
+    if connection.vendor == "postgresql":
+        # One statement stores the key, claims the stream and inserts the event.
+        assert len(touching_keys) == 1 and "INSERT INTO event_store" in touching_keys[0]
+    assert DataKey.objects.filter(subject_id=patient_id).count() == 1
+    assert SECRET_NAME not in str(StoredEvent.objects.get(aggregate_id=patient_id).event_data)
+    crypto._forget_unwrapped(patient_id)  # open it with the key as stored, not as remembered
+    assert store.load(patient_id)[0].event.family_name == SECRET_NAME
+
+
+def test_a_registration_seals_with_the_key_its_subject_already_has(clinic):
+    patient_id = uuid.uuid4()
+    with transaction.atomic():
+        crypto.key_for_writing(patient_id)
+    stored = DataKey.objects.get(subject_id=patient_id)
+    assert _register(clinic, patient_id).version == 1
+    assert DataKey.objects.get(subject_id=patient_id).wrapped_key == stored.wrapped_key
+    crypto._forget_unwrapped(patient_id)
+    assert store.load(patient_id)[0].event.family_name == SECRET_NAME
+
+
+def test_registering_a_forgotten_subject_is_refused_and_writes_nothing(clinic):
+    patient_id = uuid.uuid4()
+    with transaction.atomic():
+        crypto.key_for_writing(patient_id)
+    crypto.destroy(patient_id)
+    with pytest.raises(RuleViolated) as refused:
+        _register(clinic, patient_id)
+    assert refused.value.code == "subject_forgotten"
+    assert not StoredEvent.objects.filter(aggregate_id=patient_id).exists()
+    assert store.current_version(patient_id) == 0
+
+
+def test_registering_an_existing_patient_again_conflicts_and_keeps_its_key(zelda, clinic):
+    stored = DataKey.objects.get(subject_id=zelda)
+    with pytest.raises(VersionConflict):
+        _register(clinic, zelda, mrn="K-2")
+    assert DataKey.objects.get(subject_id=zelda).wrapped_key == stored.wrapped_key
+    assert store.current_version(zelda) == 2
+
+
+def test_an_existing_stream_without_a_key_is_not_claimed_twice(clinic):
+    """A stream whose id has no key (its events name no data subject) is found by the fallback:
+    the key that the first statement stored is rolled back with the conflict."""
+    patient_id = uuid.uuid4()
+    store.append(patient_id, "Clinic", [ClinicCreated(name="N", code="n")], 0, {})
+    assert not DataKey.objects.filter(subject_id=patient_id).exists()
+    with pytest.raises(VersionConflict):
+        _register(clinic, patient_id)
+    assert not DataKey.objects.filter(subject_id=patient_id).exists()
+    assert store.current_version(patient_id) == 1
 
 
 def test_key_rotation_rewraps_data_keys_without_touching_events(zelda, settings):

@@ -12,6 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -124,15 +125,30 @@ _INSERT_KEY = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class NewDataKey:
+    """A data key made for a subject that may have none yet, and its wrapped form to store."""
+
+    key: AESGCM
+    wrapped: str
+    master_id: str
+
+
+def new_data_key(subject_id: UUID) -> NewDataKey:
+    """Make a random data key for the subject, wrapped by the current master key."""
+    raw = AESGCM.generate_key(bit_length=256)
+    wrapped, master_id = _wrap(subject_id, raw)
+    return NewDataKey(AESGCM(raw), wrapped, master_id)
+
+
 def key_for_writing(subject_id: UUID) -> AESGCM:
     """Return the subject's data key, creating it on first use; refuse a destroyed one."""
     from medflow.eventstore.store import fast_cursor
 
     d = dialect()
     subject = d.uuid_in(subject_id)
-    new_key = AESGCM.generate_key(bit_length=256)
-    wrapped, master_id = _wrap(subject_id, new_key)
-    new_row = [subject, wrapped, master_id, d.time_in(datetime.now(UTC))]
+    new_key = new_data_key(subject_id)
+    new_row = [subject, new_key.wrapped, new_key.master_id, d.time_in(datetime.now(UTC))]
     with fast_cursor() as cursor:
         if d.vendor == "postgresql":
             # One round trip: create the key unless the subject has one, and read the one it
@@ -153,7 +169,7 @@ def key_for_writing(subject_id: UUID) -> AESGCM:
             )
             created, *row = cursor.fetchone()
             if created:
-                return AESGCM(new_key)
+                return new_key.key
             if row[0] is None and row[2] is None:
                 cursor.execute(_SELECT_KEY, [subject])
                 row = cursor.fetchone()
@@ -163,7 +179,7 @@ def key_for_writing(subject_id: UUID) -> AESGCM:
             row = cursor.fetchone()
             if row is None:
                 cursor.execute(_INSERT_KEY, new_row)
-                return AESGCM(new_key)
+                return new_key.key
     wrapped, master_id, destroyed = row
     if destroyed is not None:
         raise RuleViolated(f"the data of {subject_id} was forgotten; nothing more can be stored",

@@ -217,25 +217,34 @@ def append(
     items = [(e.event, e.metadata) if isinstance(e, NewEvent) else (e, {}) for e in events]
     keys = dict(keys or {})
     subject = items[0][0].data_subject(aggregate_id)
+    keyless = subject not in keys and any(event.personal_fields for event, _ in items)
+    pg = d.vendor == "postgresql"
+    # A new stream's subject (a patient being registered) has no key yet as a rule: make one
+    # here, and let the append's own statement store it, a round trip fewer.
+    fresh_key = crypto.new_data_key(subject) if pg and keyless and expected_version == 0 else None
+    if fresh_key is not None:
+        keys[subject] = fresh_key.key
     with transaction.atomic(savepoint=False):
-        if (d.vendor != "postgresql" and subject not in keys
-                and any(event.personal_fields for event, _ in items)):
+        if not pg and keyless:
             # Sealing will create or look up the subject's key: do it under the global-order
             # lock, as every writer does, lest a writer holding that lock wait for our key row
             # while we wait for the lock. On PostgreSQL the key's own statement takes the lock
             # first (crypto.key_for_writing), saving a round trip.
             with connection.cursor() as cursor:
                 d.lock_global_order(cursor)
-        prepared = []
-        for version, (event, extra) in enumerate(items, start=expected_version + 1):
-            event_id = uuid4()
-            meta = {**metadata, **extra, "schema_version": event.schema_version}
-            plain = event.payload()
-            payload = sealing.seal(event, plain, event_id, aggregate_id, keys)
-            prepared.append((event_id, event, meta, payload, version, plain))
-        if d.vendor == "postgresql":
-            positions, now = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
-                                        subject, prepared)
+        prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
+        if pg:
+            appended = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
+                                  subject, prepared, fresh_key)
+            if appended is None:
+                # The subject had a key already (or the stream exists), and nothing was
+                # written: seal again with the stored key, which is looked up (or refused, if
+                # destroyed) as for any other append.
+                del keys[subject]
+                prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
+                appended = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
+                                      subject, prepared)
+            positions, now = appended
         else:
             positions, now = _append_sqlite(aggregate_id, aggregate_type, expected_version,
                                             clinic_id, subject, prepared)
@@ -250,6 +259,21 @@ def append(
         for (event_id, event, meta, _, version, plain), position
         in zip(prepared, positions, strict=True)
     ]
+
+
+def _prepare(
+    aggregate_id: UUID, items: list[tuple[DomainEvent, dict]], expected_version: int,
+    metadata: dict[str, Any], keys: dict,
+) -> list[tuple]:
+    """Give each event its id, version and metadata, and seal its payload."""
+    prepared = []
+    for version, (event, extra) in enumerate(items, start=expected_version + 1):
+        event_id = uuid4()
+        meta = {**metadata, **extra, "schema_version": event.schema_version}
+        plain = event.payload()
+        payload = sealing.seal(event, plain, event_id, aggregate_id, keys)
+        prepared.append((event_id, event, meta, payload, version, plain))
+    return prepared
 
 
 def _append_sqlite(
@@ -290,6 +314,18 @@ _CLAIM_NEW_PG = (
     " WHERE (SELECT pg_advisory_xact_lock(%s)) IS NOT NULL"
     " ON CONFLICT (aggregate_id) DO NOTHING RETURNING updated_at"
 )
+# The same claim of a new stream, storing its subject's new data key first. The key row is
+# inserted unless the subject has one; the claim (and so every event) follows only if it was.
+# The global-order lock is the key insert's one-time filter, so it is held before the key row is
+# waited on (the lock order of `crypto.key_for_writing`), and the time is read once it is held.
+_CLAIM_NEW_WITH_KEY_PG = (
+    "created AS (INSERT INTO data_keys (subject_id, wrapped_key, master_key_id, created_at)"
+    " SELECT %s, %s, %s, clock_timestamp() WHERE (SELECT pg_advisory_xact_lock(%s)) IS NOT NULL"
+    " ON CONFLICT (subject_id) DO NOTHING RETURNING clock_timestamp() AS now),"
+    " claim AS (INSERT INTO streams (aggregate_id, aggregate_type, version, clinic_id,"
+    " subject_id, created_at, updated_at) SELECT %s, %s, %s, %s, %s, created.now, created.now"
+    " FROM created ON CONFLICT (aggregate_id) DO NOTHING RETURNING updated_at)"
+)
 _INSERT_CLAIMED_PG = (
     " INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version, timestamp,"
     " metadata, event_data) SELECT x.i, %s, %s, x.e, x.v, claim.updated_at, x.m::jsonb,"
@@ -301,18 +337,25 @@ _INSERT_CLAIMED_PG = (
 
 def _append_pg(
     aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
-    subject: UUID | None, prepared: list[tuple],
-) -> tuple[list[int], datetime]:
+    subject: UUID | None, prepared: list[tuple], fresh_key: crypto.NewDataKey | None = None,
+) -> tuple[list[int], datetime] | None:
+    """Claim the stream's versions and insert the events in one statement, storing the
+    subject's `fresh_key` first when given; return None if that key was not stored because the
+    subject had one (nothing is written then)."""
     count = len(prepared)
-    if expected == 0:
-        claim = _CLAIM_NEW_PG
+    if fresh_key is not None:
+        claim = _CLAIM_NEW_WITH_KEY_PG
+        claim_params = [subject, fresh_key.wrapped, fresh_key.master_id, GLOBAL_ORDER_LOCK,
+                        aggregate_id, aggregate_type, count, clinic_id, subject]
+    elif expected == 0:
+        claim = f"claim AS ({_CLAIM_NEW_PG})"
         claim_params = [aggregate_id, aggregate_type, count, clinic_id, subject, GLOBAL_ORDER_LOCK]
     else:
-        claim = _CLAIM_MOVED_PG
+        claim = f"claim AS ({_CLAIM_MOVED_PG})"
         claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK]
     with binding_cursor() as cursor:
         cursor.execute(
-            f"WITH claim AS ({claim}){_INSERT_CLAIMED_PG}",
+            f"WITH {claim}{_INSERT_CLAIMED_PG}",
             [*claim_params, aggregate_id, aggregate_type,
              [p[0] for p in prepared], [p[1].event_type for p in prepared],
              [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
@@ -321,7 +364,10 @@ def _append_pg(
         )
         inserted = cursor.fetchall()
     if len(inserted) != count:
-        # The claim found the stream at another version (or already there): nothing was written.
+        # The claim found the stream at another version (or already there), or the subject's
+        # key already there: nothing was written.
+        if fresh_key is not None:
+            return None
         actual = current_version(aggregate_id)
         raise VersionConflict(
             f"stream {aggregate_id} is at version {actual}, not {expected}",
