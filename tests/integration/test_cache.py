@@ -8,9 +8,13 @@ import subprocess
 import time
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from medflow.context import system_context
+from medflow.errors import RuleViolated
+from medflow.eventstore import crypto, store
 from medflow.eventstore.cache import cache
 from medflow.eventstore.commands import _cache_key, load_current
 from medflow.patients.domain import Patient
@@ -102,3 +106,79 @@ def test_with_redis_stopped_commands_still_work(clinic, private_redis):
         assert load_current(Patient, patient_id).demographics["phone"] == "555 0199"
         stats = cache.stats()
         assert stats["errors"] >= 1 and stats["backing_off"]
+
+
+# A command on a stream the cache holds presumes the stream's head from the entry (PostgreSQL),
+# and its append checks the presumption: every case below must end as if the head were read.
+
+
+def _two_versions(clinic):
+    """Return a patient at version 2 whose cache entry carries the stream's head."""
+    patient_id = new_patient(clinic)
+    update_patient(system_context("t"), patient_id, {"phone": "555 0001"}, expected_version=1)
+    return patient_id, _cache_key(Patient, patient_id)
+
+
+def _stored_phones(patient_id):
+    return [e.event.payload().get("phone") for e in store.load(patient_id)]
+
+
+def test_a_command_on_a_cached_stream_does_not_read_its_head(clinic):
+    patient_id, key = _two_versions(clinic)
+    assert cache.get(key)["head"][0] == str(clinic.id)
+    with CaptureQueriesContext(connection) as queries:
+        result = update_patient(system_context("t"), patient_id, {"phone": "555 0002"},
+                                expected_version=2)
+    assert result.version == 3 and _stored_phones(patient_id)[-1] == "555 0002"
+    if connection.vendor == "postgresql":
+        assert not [q for q in queries if "FROM streams" in q["sql"]]
+        # BEGIN, the append, the read-model rows, COMMIT.
+        assert [q["sql"][:4] for q in queries] == ["BEGI", "WITH", "WITH", "COMM"]
+
+
+def test_a_stale_entry_makes_the_command_read_the_head(clinic):
+    patient_id, key = _two_versions(clinic)
+    stale = cache.get(key)
+    update_patient(system_context("t"), patient_id, {"email": "ida@example.org"},
+                   expected_version=2)
+    cache.set(key, stale)  # another process's write, not yet in this cache
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0003"},
+                            expected_version=None)
+    assert result.version == 4
+    patient = load_current(Patient, patient_id)
+    assert patient.demographics["email"] == "ida@example.org"
+    assert patient.demographics["phone"] == "555 0003"
+    assert [e.version for e in store.load(patient_id)] == [1, 2, 3, 4]
+
+
+def test_no_change_on_a_stale_entry_is_checked_against_the_stored_state(clinic):
+    patient_id, key = _two_versions(clinic)
+    stale = cache.get(key)  # phone 555 0001
+    update_patient(system_context("t"), patient_id, {"phone": "555 0009"}, expected_version=2)
+    cache.set(key, stale)
+    # Against the stale entry this changes nothing; against the stored state it does.
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0001"},
+                            expected_version=None)
+    assert result.version == 4 and _stored_phones(patient_id)[-1] == "555 0001"
+
+
+def test_a_refusal_on_an_entry_that_is_not_the_streams_is_decided_again(clinic):
+    patient_id, key = _two_versions(clinic)
+    entry = cache.get(key)
+    # An entry from the future (another database, a rolled-back write) says "archived".
+    cache.set(key, {**entry, "version": 9, "state": {**entry["state"], "archived": True}})
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0004"},
+                            expected_version=None)
+    assert result.version == 3 and _stored_phones(patient_id)[-1] == "555 0004"
+
+
+def test_a_presumed_key_that_was_destroyed_is_refused(clinic):
+    patient_id, key = _two_versions(clinic)
+    entry = cache.get(key)
+    crypto.destroy(patient_id)  # forgotten by another process: this cache still holds the key
+    cache.set(key, entry)
+    with pytest.raises(RuleViolated) as refused:
+        update_patient(system_context("t"), patient_id, {"phone": "555 0005"},
+                       expected_version=2)
+    assert refused.value.code == "subject_forgotten"
+    assert store.current_version(patient_id) == 2

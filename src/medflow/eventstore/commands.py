@@ -12,11 +12,12 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import orjson
+from cryptography.exceptions import InvalidTag
 from django.db import IntegrityError, connection, transaction
 
 from medflow.context import Context
-from medflow.errors import NotFound, VersionConflict
-from medflow.eventstore import combined, snapshots, store
+from medflow.errors import MedflowError, NotFound, VersionConflict
+from medflow.eventstore import combined, crypto, snapshots, store
 from medflow.eventstore.aggregate import Aggregate
 from medflow.eventstore.backends import dialect
 from medflow.eventstore.cache import cache
@@ -106,12 +107,43 @@ def load_current(cls: type[A], aggregate_id: UUID, current: int | None = None) -
     return load_aggregate(cls, aggregate_id)
 
 
-def _cache_after_commit(aggregate: Aggregate) -> None:
+def _cache_after_commit(aggregate: Aggregate, head: store.StreamHead) -> None:
     key = _cache_key(type(aggregate), aggregate.id)
     entry = {"version": aggregate.version, "state_version": aggregate.state_version,
              "state": aggregate.snapshot_state()}
+    if head.version:
+        # The stream's clinic and its subject's key as stored (wrapped by the master key, never
+        # in clear), so that the next command can presume the head instead of reading it.
+        row = head.key_row
+        entry["head"] = [str(head.clinic_id) if head.clinic_id else None,
+                         [str(row[0]), row[1], row[2]] if row else None]
     # Only committed state goes into the cache; a rolled-back command leaves it alone.
     transaction.on_commit(lambda: cache.set(key, entry))
+
+
+def _presumed(cls: type[A], aggregate_id: UUID) -> tuple[store.StreamHead, A] | None:
+    """Return the stream head and the aggregate as the cache last saw them, read without a
+    round trip to the database (PostgreSQL), or None when the cache holds no usable entry.
+
+    Nothing is taken on trust: the append checks the version and the key in its statement.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    cached = cache.get(_cache_key(cls, aggregate_id))
+    if cached is None or cached.get("state_version") != cls.state_version or "head" not in cached:
+        return None
+    clinic, row = cached["head"]
+    keys, key_row = {}, None
+    if row is not None:
+        subject = UUID(row[0])
+        try:
+            keys[subject] = crypto.data_key(subject, row[1], row[2])
+        except (RuntimeError, InvalidTag):
+            return None  # wrapped by a master key no longer configured: read the stored one
+        key_row = (subject, row[1], row[2])
+    head = store.StreamHead(cached["version"], UUID(clinic) if clinic else None, keys, key_row,
+                            presumed=True)
+    return head, cls.from_snapshot(aggregate_id, cached["version"], cached["state"])
 
 
 def _previous_result(command_id: UUID) -> CommandResult | None:
@@ -167,32 +199,30 @@ def execute(
         return previous
     try:
         with transaction.atomic():
-            head = store.StreamHead(0) if fresh else store.open_stream(aggregate_id)
-            if head.version and not _may_write(ctx, head.clinic_id):
-                # Another clinic's record answers "not found", before any version is compared,
-                # so that neither a 409 nor a 422 reveals that it exists.
-                raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
-            aggregate = load_current(cls, aggregate_id, head.version)
-            if create and aggregate.exists:
-                raise VersionConflict(
-                    f"{cls.aggregate_type} {aggregate_id} already exists",
-                    expected=0, actual=aggregate.version,
-                )
-            if not create and not aggregate.exists:
-                raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
-            if expected_version is not None and expected_version != aggregate.version:
-                raise VersionConflict(
-                    f"{cls.aggregate_type} {aggregate_id} is at version {aggregate.version},"
-                    f" not {expected_version}",
-                    expected=expected_version, actual=aggregate.version,
-                )
+            attempt = None if fresh else _presumed(cls, aggregate_id)
+            recorded = None
+            if attempt is not None and expected_version in (None, attempt[0].version):
+                head, aggregate = attempt
+                try:
+                    _check_and_decide(ctx, cls, aggregate_id, head, aggregate, decide,
+                                      create=create, expected_version=expected_version)
+                except MedflowError:
+                    # Refused on a state that may be stale: decide again on the stored one.
+                    pass
+                else:
+                    # Nothing recorded proves nothing either: "no change" may hold only for
+                    # the cached state.
+                    if aggregate.pending:
+                        recorded = _append(ctx, cls, aggregate, head, command, clinic_id,
+                                           command_id)
+            if recorded is None:
+                head = store.StreamHead(0) if fresh else store.open_stream(aggregate_id)
+                _check_access(ctx, cls, aggregate_id, head)
+                aggregate = load_current(cls, aggregate_id, head.version)
+                _check_and_decide(ctx, cls, aggregate_id, head, aggregate, decide,
+                                  create=create, expected_version=expected_version)
+                recorded = _append(ctx, cls, aggregate, head, command, clinic_id, command_id)
             start = aggregate.version
-            decide(aggregate)
-            recorded = store.append(
-                aggregate_id, cls.aggregate_type, aggregate.pending, start,
-                ctx.metadata(command) | ({"command_id": str(command_id)} if command_id else {}),
-                clinic_id=clinic_id, keys=head.keys,
-            )
             aggregate.pending.clear()
             version = recorded[-1].version if recorded else start
             token = _stored.set((aggregate_id, version, aggregate))
@@ -204,7 +234,7 @@ def execute(
                     _stored.reset(token)
                 if recorded:
                     aggregate.version = version
-                    _cache_after_commit(aggregate)
+                    _cache_after_commit(aggregate, head)
                 _maybe_snapshot(aggregate, start, version)
                 result = CommandResult(aggregate_id, version, tuple(recorded))
                 if command_id is not None:
@@ -215,6 +245,50 @@ def execute(
             return previous
         raise
     return result
+
+
+def _check_access(ctx: Context, cls: type[Aggregate], aggregate_id: UUID,
+                  head: store.StreamHead) -> None:
+    if head.version and not _may_write(ctx, head.clinic_id):
+        # Another clinic's record answers "not found", before any version is compared, so
+        # that neither a 409 nor a 422 reveals that it exists.
+        raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
+
+
+def _check_and_decide(
+    ctx: Context, cls: type[A], aggregate_id: UUID, head: store.StreamHead, aggregate: A,
+    decide: Callable[[A], None], *, create: bool, expected_version: int | None,
+) -> None:
+    """Refuse the command if the stream's state forbids it, else let the domain decide."""
+    if head.presumed:
+        _check_access(ctx, cls, aggregate_id, head)
+    if create and aggregate.exists:
+        raise VersionConflict(
+            f"{cls.aggregate_type} {aggregate_id} already exists",
+            expected=0, actual=aggregate.version,
+        )
+    if not create and not aggregate.exists:
+        raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
+    if expected_version is not None and expected_version != aggregate.version:
+        raise VersionConflict(
+            f"{cls.aggregate_type} {aggregate_id} is at version {aggregate.version},"
+            f" not {expected_version}",
+            expected=expected_version, actual=aggregate.version,
+        )
+    decide(aggregate)
+
+
+def _append(
+    ctx: Context, cls: type[Aggregate], aggregate: Aggregate, head: store.StreamHead,
+    command: str, clinic_id: UUID | None, command_id: UUID | None,
+) -> list[store.RecordedEvent] | None:
+    """Store what the aggregate recorded; None if its head was presumed and was not the
+    stream's (then nothing is written)."""
+    return store.append(
+        aggregate.id, cls.aggregate_type, aggregate.pending, aggregate.version,
+        ctx.metadata(command) | ({"command_id": str(command_id)} if command_id else {}),
+        clinic_id=clinic_id, keys=head.keys, presumed=head if head.presumed else None,
+    )
 
 
 def _may_write(ctx: Context, clinic_id: UUID | None) -> bool:

@@ -121,11 +121,14 @@ def decode_row(
 class StreamHead:
     """What a command needs of a stream before it runs: its version (0 when new), its clinic, and
     the live data key of its subject for sealing (absent when none exists yet or it was
-    destroyed: sealing then creates or refuses it)."""
+    destroyed: sealing then creates or refuses it), with that key's row (subject, wrapped key,
+    master key id). `presumed`: taken from the cache instead of read (see `append`)."""
 
     version: int
     clinic_id: UUID | None = None
     keys: dict = field(default_factory=dict)
+    key_row: tuple[UUID, str, str] | None = None
+    presumed: bool = False
 
 
 def open_stream(aggregate_id: UUID) -> StreamHead:
@@ -143,11 +146,12 @@ def open_stream(aggregate_id: UUID) -> StreamHead:
     if row is None:
         return StreamHead(0)
     version, clinic_id, subject_id, wrapped, master_id = row
-    keys = {}
+    keys, key_row = {}, None
     if subject_id is not None and wrapped:
         subject = d.uuid_out(subject_id)
         keys[subject] = crypto.data_key(subject, wrapped, master_id)
-    return StreamHead(version, d.uuid_out(clinic_id) if clinic_id else None, keys)
+        key_row = (subject, wrapped, master_id)
+    return StreamHead(version, d.uuid_out(clinic_id) if clinic_id else None, keys, key_row)
 
 
 def current_version(aggregate_id: UUID) -> int:
@@ -203,21 +207,31 @@ def append(
     *,
     clinic_id: UUID | None = None,
     keys: dict | None = None,
-) -> list[RecordedEvent]:
+    presumed: StreamHead | None = None,
+) -> list[RecordedEvent] | None:
     """Append events to one stream atomically; raise VersionConflict if it moved on.
 
     `metadata` goes on every event; a NewEvent adds metadata of its own. `keys` may carry the
     subject's data key already read (see `open_stream`). Runs inside the caller's transaction
     when there is one.
+
+    `presumed` (PostgreSQL) is a head taken from the cache, not read, whose version is
+    `expected_version`: its key is used, the statement also checks that the key is still the
+    one stored, and when the stream or the key moved on, nothing is written and None returned.
     """
     if not events:
         return []
     started = time.perf_counter()
     d = dialect()
+    if presumed is not None:
+        if d.vendor != "postgresql" or presumed.version != expected_version:
+            raise ValueError("a presumed head is for PostgreSQL, at the expected version")
+        keys = presumed.keys
     items = [(e.event, e.metadata) if isinstance(e, NewEvent) else (e, {}) for e in events]
     keys = dict(keys or {})
     subject = items[0][0].data_subject(aggregate_id)
-    keyless = subject not in keys and any(event.personal_fields for event, _ in items)
+    keyless = (subject is not None and subject not in keys
+               and any(event.personal_fields for event, _ in items))
     pg = d.vendor == "postgresql"
     # A new stream's subject (a patient being registered) has no key yet as a rule: make one
     # here, and let the append's own statement store it, a round trip fewer.
@@ -235,7 +249,9 @@ def append(
         prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
         if pg:
             appended = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
-                                  subject, prepared, fresh_key)
+                                  subject, prepared, fresh_key, presumed)
+            if appended is None and presumed is not None:
+                return None
             if appended is None:
                 # The subject had a key already (or the stream exists), and nothing was
                 # written: seal again with the stored key, which is looked up (or refused, if
@@ -307,6 +323,11 @@ _CLAIM_MOVED_PG = (
     " WHERE aggregate_id = %s AND version = %s AND (SELECT pg_advisory_xact_lock(%s)) IS NOT NULL"
     " RETURNING updated_at"
 )
+# The same claim by a command that presumed the stream's head (see `append`): it also checks
+# that the subject's key is the one presumed (a destroyed key is stored as '').
+_CLAIM_MOVED_KEYED_PG = _CLAIM_MOVED_PG.replace(
+    " RETURNING", " AND EXISTS (SELECT 1 FROM data_keys WHERE subject_id = %s"
+    " AND wrapped_key = %s) RETURNING")
 _CLAIM_NEW_PG = (
     "INSERT INTO streams (aggregate_id, aggregate_type, version, clinic_id, subject_id,"
     " created_at, updated_at) SELECT %s, %s, %s, %s, %s, t.now, t.now"
@@ -338,12 +359,17 @@ _INSERT_CLAIMED_PG = (
 def _append_pg(
     aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
     subject: UUID | None, prepared: list[tuple], fresh_key: crypto.NewDataKey | None = None,
+    presumed: StreamHead | None = None,
 ) -> tuple[list[int], datetime] | None:
     """Claim the stream's versions and insert the events in one statement, storing the
     subject's `fresh_key` first when given; return None if that key was not stored because the
-    subject had one (nothing is written then)."""
+    subject had one, or if a `presumed` head was not the stream's (nothing is written then)."""
     count = len(prepared)
-    if fresh_key is not None:
+    if presumed is not None and presumed.key_row is not None:
+        claim = f"claim AS ({_CLAIM_MOVED_KEYED_PG})"
+        claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK,
+                        presumed.key_row[0], presumed.key_row[1]]
+    elif fresh_key is not None:
         claim = _CLAIM_NEW_WITH_KEY_PG
         claim_params = [subject, fresh_key.wrapped, fresh_key.master_id, GLOBAL_ORDER_LOCK,
                         aggregate_id, aggregate_type, count, clinic_id, subject]
@@ -366,7 +392,7 @@ def _append_pg(
     if len(inserted) != count:
         # The claim found the stream at another version (or already there), or the subject's
         # key already there: nothing was written.
-        if fresh_key is not None:
+        if fresh_key is not None or presumed is not None:
             return None
         actual = current_version(aggregate_id)
         raise VersionConflict(
