@@ -47,10 +47,9 @@ def _raw_patient(db, key) -> None:
 
 def _raw_timeline(db, key) -> None:
     _raw_patient(db, key)
-    db.fetchall("SELECT COUNT(*) FROM patient_timeline WHERE patient_id = %s", [key])
     db.fetchall(
-        "SELECT * FROM patient_timeline WHERE patient_id = %s"
-        " ORDER BY occurred_at DESC, position DESC LIMIT %s", [key, PAGE],
+        "SELECT *, COUNT(*) OVER () FROM patient_timeline WHERE patient_id = %s"
+        " ORDER BY occurred_at DESC, position DESC LIMIT %s OFFSET 0", [key, PAGE],
     )
 
 

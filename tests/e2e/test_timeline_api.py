@@ -41,3 +41,17 @@ def test_timeline_of_unknown_or_foreign_patient_is_404(api, system, other_clinic
     for patient in (foreign.aggregate_id, uuid.uuid4()):
         response = api.get(f"/api/patients/{patient}/timeline")
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_every_page_reports_the_total_of_all_matches(api, doctor_ctx, registered):
+    for number in range(4):
+        update_patient(doctor_ctx, registered, {"phone": f"555 010{number}"},
+                       expected_version=number + 1)
+    url = f"/api/patients/{registered}/timeline"
+    pages = [api.get(url, {"limit": 2, "offset": offset}).json() for offset in (0, 2, 4, 6)]
+    assert [p["count"] for p in pages] == [5, 5, 5, 5]
+    assert [len(p["items"]) for p in pages] == [2, 2, 1, 0]
+    versions = [i["version"] for p in pages for i in p["items"]]
+    assert versions == [5, 4, 3, 2, 1]
+    assert api.get(url, {"kind": "lab", "offset": 2}).json()["count"] == 0
+    assert api.get(url, {"kind": "patient", "limit": 1}).json()["count"] == 5
