@@ -174,3 +174,45 @@ def test_two_writers_creating_one_subjects_data_key_share_it():
     assert results["first"].decrypt(nonce, sealed, None) == text
     stored = crypto.keys_for_reading([subject])[subject]
     assert stored.decrypt(nonce, sealed, None) == text
+
+
+def test_writers_racing_on_one_patient_through_the_cache_lose_no_update(clinic):
+    """Each writer's cache entry goes stale as the other writes: a presumed head that lost the
+    race must be read again, never written over (no lost update, no duplicate version)."""
+    from medflow.context import system_context
+    from medflow.patients.models import PatientReadModel
+    from medflow.patients.services import register_patient, update_patient
+
+    ctx = system_context("t")
+    patient_id = register_patient(ctx, clinic_id=clinic.id, mrn="RACE-1", given_names="Rae",
+                                  family_name="Race", birth_date="1990-01-01").aggregate_id
+    update_patient(ctx, patient_id, {"phone": "555 0000"}, expected_version=1)  # head cached
+    barrier = threading.Barrier(2)
+    results: dict = {}
+
+    def writer(name):
+        def write():
+            barrier.wait(10)
+            done = []
+            for number in range(12):
+                phone = f"555 {name}{number:03d}"
+                for _attempt in range(100):
+                    try:
+                        update_patient(ctx, patient_id, {"phone": phone}, expected_version=None)
+                        done.append(phone)
+                        break
+                    except VersionConflict:
+                        time.sleep(0.001)
+            return done
+        return write
+
+    threads = [in_thread(writer(name), results, name) for name in (1, 2)]
+    for thread in threads:
+        thread.join(120)
+    assert all(isinstance(r, list) and len(r) == 12 for r in results.values()), results
+    events = store.load(patient_id)
+    assert [e.version for e in events] == list(range(1, 27))
+    phones = [e.event.payload()["phone"] for e in events[2:]]
+    assert sorted(phones) == sorted(results[1] + results[2])
+    row = PatientReadModel.objects.get(id=patient_id)
+    assert (row.version, row.current_data["phone"]) == (26, phones[-1])
