@@ -16,10 +16,11 @@ import orjson
 from django.db import transaction
 
 from medflow.context import Context
-from medflow.errors import NotFound, VersionConflict
+from medflow.errors import NotFound
 from medflow.eventstore import snapshots, store
 from medflow.eventstore.aggregate import Aggregate
 from medflow.eventstore.backends import dialect
+from medflow.eventstore.commands import check_existence
 from medflow.eventstore.handlers import inline
 
 A = TypeVar("A", bound=Aggregate)
@@ -102,13 +103,7 @@ class UnitOfWork:
         if (self._streams[aggregate_id][0] and ctx.role != "system"
                 and stream_clinic is not None and stream_clinic not in ctx.clinic_ids):
             raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
-        if create and aggregate.exists:
-            raise VersionConflict(
-                f"{cls.aggregate_type} {aggregate_id} already exists",
-                expected=0, actual=aggregate.version,
-            )
-        if not create and not aggregate.exists:
-            raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
+        check_existence(cls, aggregate_id, aggregate, create=create)
         try:
             decide(aggregate)
         except Exception:

@@ -255,13 +255,9 @@ def _check_access(ctx: Context, cls: type[Aggregate], aggregate_id: UUID,
         raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
 
 
-def _check_and_decide(
-    ctx: Context, cls: type[A], aggregate_id: UUID, head: store.StreamHead, aggregate: A,
-    decide: Callable[[A], None], *, create: bool, expected_version: int | None,
-) -> None:
-    """Refuse the command if the stream's state forbids it, else let the domain decide."""
-    if head.presumed:
-        _check_access(ctx, cls, aggregate_id, head)
+def check_existence(cls: type[Aggregate], aggregate_id: UUID, aggregate: Aggregate, *,
+                    create: bool) -> None:
+    """Refuse a command creating a stream that exists, or changing one that does not."""
     if create and aggregate.exists:
         raise VersionConflict(
             f"{cls.aggregate_type} {aggregate_id} already exists",
@@ -269,6 +265,16 @@ def _check_and_decide(
         )
     if not create and not aggregate.exists:
         raise NotFound(f"no {cls.aggregate_type} {aggregate_id}", field="id")
+
+
+def _check_and_decide(
+    ctx: Context, cls: type[A], aggregate_id: UUID, head: store.StreamHead, aggregate: A,
+    decide: Callable[[A], None], *, create: bool, expected_version: int | None,
+) -> None:
+    """Refuse the command if the stream's state forbids it, else let the domain decide."""
+    if head.presumed:
+        _check_access(ctx, cls, aggregate_id, head)
+    check_existence(cls, aggregate_id, aggregate, create=create)
     if expected_version is not None and expected_version != aggregate.version:
         raise VersionConflict(
             f"{cls.aggregate_type} {aggregate_id} is at version {aggregate.version},"
