@@ -242,8 +242,9 @@ def append(
         if not pg and keyless:
             # Sealing will create or look up the subject's key: do it under the global-order
             # lock, as every writer does, lest a writer holding that lock wait for our key row
-            # while we wait for the lock. On PostgreSQL the key's own statement takes the lock
-            # first (crypto.key_for_writing), saving a round trip.
+            # while we wait for the lock. On PostgreSQL the statement that stores or reads the
+            # key takes the lock first (the append's own, or crypto.key_for_writing's), saving a
+            # round trip.
             with connection.cursor() as cursor:
                 d.lock_global_order(cursor)
         prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
