@@ -121,16 +121,20 @@ def _cache_after_commit(aggregate: Aggregate, head: store.StreamHead) -> None:
     transaction.on_commit(lambda: cache.set(key, entry))
 
 
-def _presumed(cls: type[A], aggregate_id: UUID) -> tuple[store.StreamHead, A] | None:
+def _presumed(
+    cls: type[A], aggregate_id: UUID, expected_version: int | None,
+) -> tuple[store.StreamHead, A] | None:
     """Return the stream head and the aggregate as the cache last saw them, read without a
-    round trip to the database (PostgreSQL), or None when the cache holds no usable entry.
+    round trip to the database (PostgreSQL), or None when the cache holds no usable entry
+    (none, another state version, no head, or not the version the caller expects).
 
     Nothing is taken on trust: the append checks the version and the key in its statement.
     """
     if connection.vendor != "postgresql":
         return None
     cached = cache.get(_cache_key(cls, aggregate_id))
-    if cached is None or cached.get("state_version") != cls.state_version or "head" not in cached:
+    if (cached is None or cached.get("state_version") != cls.state_version
+            or "head" not in cached or expected_version not in (None, cached["version"])):
         return None
     clinic, row = cached["head"]
     keys, key_row = {}, None
@@ -199,9 +203,9 @@ def execute(
         return previous
     try:
         with transaction.atomic():
-            attempt = None if fresh else _presumed(cls, aggregate_id)
+            attempt = None if fresh else _presumed(cls, aggregate_id, expected_version)
             recorded = None
-            if attempt is not None and expected_version in (None, attempt[0].version):
+            if attempt is not None:
                 head, aggregate = attempt
                 try:
                     _check_and_decide(ctx, cls, aggregate_id, head, aggregate, decide,
