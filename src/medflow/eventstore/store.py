@@ -355,6 +355,13 @@ _INSERT_CLAIMED_PG = (
     " WITH ORDINALITY AS x (i, e, v, m, d, n) ORDER BY x.n"
     " RETURNING version, position, timestamp"
 )
+# The same insert for a single event, the common command, with plain parameters: dumping five
+# one-element arrays took a tenth of a millisecond of client time.
+_INSERT_ONE_CLAIMED_PG = (
+    " INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version, timestamp,"
+    " metadata, event_data) SELECT %s, %s, %s, %s, %s, claim.updated_at, %s::jsonb, %s::jsonb"
+    " FROM claim RETURNING version, position, timestamp"
+)
 
 
 def _append_pg(
@@ -380,15 +387,20 @@ def _append_pg(
     else:
         claim = f"claim AS ({_CLAIM_MOVED_PG})"
         claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK]
+    if count == 1:
+        event_id, event, meta, payload, version, _ = prepared[0]
+        sql = f"WITH {claim}{_INSERT_ONE_CLAIMED_PG}"
+        params = [*claim_params, event_id, aggregate_id, aggregate_type, event.event_type,
+                  version, orjson.dumps(meta).decode(), orjson.dumps(payload).decode()]
+    else:
+        sql = f"WITH {claim}{_INSERT_CLAIMED_PG}"
+        params = [*claim_params, aggregate_id, aggregate_type,
+                  [p[0] for p in prepared], [p[1].event_type for p in prepared],
+                  [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
+                  [orjson.dumps(p[3]).decode() for p in prepared]]
     with binding_cursor() as cursor:
-        cursor.execute(
-            f"WITH {claim}{_INSERT_CLAIMED_PG}",
-            [*claim_params, aggregate_id, aggregate_type,
-             [p[0] for p in prepared], [p[1].event_type for p in prepared],
-             [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
-             [orjson.dumps(p[3]).decode() for p in prepared]],
-            binary=True,  # positions and times come back without text parsing
-        )
+        # Binary results: positions and times come back without text parsing.
+        cursor.execute(sql, params, binary=True)
         inserted = cursor.fetchall()
     if len(inserted) != count:
         # The claim found the stream at another version (or already there), or the subject's
