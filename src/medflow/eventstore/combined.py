@@ -10,6 +10,12 @@ command itself) sees every write made before, as if each had run at once.
 Two writes to the same table never travel together: the parts of one statement share a snapshot
 and cannot see each other's rows, so the first is sent before the second joins.
 
+A scope that ends its transaction (`combined(commit=True)`, a command's outermost one) sends
+its last writes with COMMIT, in one round trip (`eventstore.pipeline`). A write that would run a
+fallback when it touches no row cannot then wait for its count: the statement checks it and
+fails instead (SQLSTATE MF001, see `missed_row`), the transaction rolls back, and the caller
+runs the command again without committing early.
+
 SQLite runs in the process, where a statement costs no round trip: there `combined()` does
 nothing and `send` runs the statement at once.
 """
@@ -22,6 +28,7 @@ from typing import Any
 
 from django.db import connection
 
+from medflow.eventstore import pipeline
 from medflow.eventstore.store import fast_cursor
 
 OnMiss = Callable[[], None]
@@ -48,10 +55,14 @@ class _Waiting:
         self.writes.append(write)
         self.tables.add(write.table)
 
-    def flush(self) -> None:
-        """Send the waiting writes, then run the `on_miss` of each that touched no row."""
+    def flush(self, *, commit: bool = False) -> None:
+        """Send the waiting writes, then run the `on_miss` of each that touched no row; with
+        `commit`, send COMMIT with them if the transaction allows it."""
         writes, self.writes, self.tables = self.writes, [], set()
         if not writes:
+            return
+        if commit and pipeline.can_commit():
+            pipeline.run(*_together(writes, guard=True), commit=True)
             return
         with fast_cursor() as cursor:
             if len(writes) == 1:
@@ -79,10 +90,14 @@ class _Waiting:
         return execute(sql, params, many, context)
 
 
-def _together(writes: list[_Write]) -> tuple[str, list[Any]]:
-    """Return one statement running every write, which answers each one's row count."""
+def _together(writes: list[_Write], *, guard: bool = False) -> tuple[str, list[Any]]:
+    """Return one statement running every write, which answers each one's row count; with
+    `guard`, it fails (MF001) where a write with a fallback touched no row."""
     parts = ", ".join(f"w{i} AS ({w.sql} RETURNING 1)" for i, w in enumerate(writes))
-    counts = ", ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(writes)))
+    counts = ", ".join(
+        f"medflow_expect_rows((SELECT count(*) FROM w{i}))"
+        if guard and w.on_miss is not None else f"(SELECT count(*) FROM w{i})"
+        for i, w in enumerate(writes))
     return f"WITH {parts} SELECT {counts}", [p for w in writes for p in w.params]
 
 
@@ -90,8 +105,12 @@ _waiting: ContextVar[_Waiting | None] = ContextVar("combined_writes", default=No
 
 
 @contextmanager
-def combined() -> Iterator[None]:
-    """Hold back the row writes sent inside the scope and send them together (PostgreSQL)."""
+def combined(*, commit: bool = False) -> Iterator[None]:
+    """Hold back the row writes sent inside the scope and send them together (PostgreSQL).
+
+    With `commit`, the scope is the last work of an outermost `transaction.atomic()`: its last
+    writes may travel with COMMIT (then the atomic block's own commit finds nothing to do).
+    """
     if connection.vendor != "postgresql" or _waiting.get() is not None:
         yield
         return
@@ -101,9 +120,15 @@ def combined() -> Iterator[None]:
         with connection.execute_wrapper(waiting.flush_first):
             yield
             # On an error nothing is sent: the transaction that would hold it rolls back.
-            waiting.flush()
+            waiting.flush(commit=commit)
     finally:
         _waiting.reset(token)
+
+
+def missed_row(exc: BaseException) -> bool:
+    """Tell whether a database error is a guarded write's missed row (see `combined`): nothing
+    was committed, and the command must run again, committing on its own."""
+    return getattr(exc.__cause__, "sqlstate", None) == "MF001"
 
 
 def send(table: str, sql: str, params: Sequence[Any], on_miss: OnMiss | None = None) -> None:

@@ -13,11 +13,11 @@ from uuid import UUID, uuid4
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from medflow.context import Context
 from medflow.errors import MedflowError, NotFound, VersionConflict
-from medflow.eventstore import combined, crypto, snapshots, store
+from medflow.eventstore import combined, crypto, pipeline, snapshots, store
 from medflow.eventstore.aggregate import Aggregate
 from medflow.eventstore.backends import dialect
 from medflow.eventstore.cache import cache
@@ -201,6 +201,27 @@ def execute(
         aggregate_id = uuid4()
     if command_id is not None and (previous := _previous_result(command_id)) is not None:
         return previous
+    # The outermost transaction ends with the command: its last writes may carry the COMMIT.
+    early_commit = not connection.in_atomic_block
+    try:
+        return _run(ctx, cls, aggregate_id, decide, command, expected_version, create,
+                    clinic_id, command_id, fresh, early_commit)
+    except DatabaseError as exc:
+        # Nothing was committed in either case: run the command again.
+        if not early_commit or not (combined.missed_row(exc) or pipeline.statement_lost(exc)):
+            raise
+        # A read-model row was not where the early commit needed it: commit on our own, so
+        # that the row's fallback can run. A lost statement is prepared anew.
+        early_commit = not combined.missed_row(exc)
+    return _run(ctx, cls, aggregate_id, decide, command, expected_version, create, clinic_id,
+                command_id, fresh, early_commit)
+
+
+def _run(
+    ctx: Context, cls: type[A], aggregate_id: UUID, decide: Callable[[A], None], command: str,
+    expected_version: int | None, create: bool, clinic_id: UUID | None,
+    command_id: UUID | None, fresh: bool, early_commit: bool,
+) -> CommandResult:
     try:
         with transaction.atomic():
             attempt = None if fresh else _presumed(cls, aggregate_id, expected_version)
@@ -231,7 +252,7 @@ def execute(
             version = recorded[-1].version if recorded else start
             token = _stored.set((aggregate_id, version, aggregate))
             # The read models' row writes (and whatever follows) reach the server together.
-            with combined.combined():
+            with combined.combined(commit=early_commit):
                 try:
                     inline.dispatch(recorded)
                 finally:

@@ -14,7 +14,7 @@ import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 from medflow.errors import VersionConflict
-from medflow.eventstore import crypto, sealing
+from medflow.eventstore import crypto, pipeline, sealing
 from medflow.eventstore.backends import GLOBAL_ORDER_LOCK, Dialect, dialect
 from medflow.eventstore.events import DomainEvent, registry
 
@@ -398,10 +398,14 @@ def _append_pg(
                   [p[0] for p in prepared], [p[1].event_type for p in prepared],
                   [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
                   [orjson.dumps(p[3]).decode() for p in prepared]]
-    with binding_cursor() as cursor:
-        # Binary results: positions and times come back without text parsing.
-        cursor.execute(sql, params, binary=True)
-        inserted = cursor.fetchall()
+    # Binary results: positions and times come back without text parsing.
+    if pipeline.can_begin():
+        # The command's first statement: BEGIN travels with it.
+        inserted = pipeline.run(sql, params, begin=True, binary=True)
+    else:
+        with binding_cursor() as cursor:
+            cursor.execute(sql, params, binary=True)
+            inserted = cursor.fetchall()
     if len(inserted) != count:
         # The claim found the stream at another version (or already there), or the subject's
         # key already there: nothing was written.

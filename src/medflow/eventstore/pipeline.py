@@ -1,0 +1,167 @@
+"""Send a transaction's BEGIN with its first statement, and its last statement with COMMIT, in
+one round trip each (PostgreSQL).
+
+psycopg sends BEGIN on its own before a transaction's first statement, and Django's commit sends
+COMMIT on its own after the last: two of a command's four round trips carry no work. Here one
+statement goes through libpq's pipeline mode with BEGIN before it, or COMMIT after it, and one
+Sync: the server runs them in order and answers them together.
+
+The statement is prepared on the server the first time it is seen on a connection (by its text
+and parameter types) and executed by name afterwards, as psycopg's cursor does for hot statements.
+It still passes through the connection's execute wrappers (the slow-query log) and its query log
+(DEBUG, tests), and its errors come out as Django's.
+"""
+
+import itertools
+import re
+import time
+from collections import deque
+from collections.abc import Sequence
+from functools import lru_cache, partial
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg import errors, generators, pq
+from psycopg.adapt import PyFormat, Transformer
+
+_PLACEHOLDER = re.compile(r"%([sbt])")
+_FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
+_OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
+
+# Server-side statement names by psycopg connection, keyed by (query, parameter types). Names
+# are never reused: a statement whose plan went stale is left behind under its old name.
+_prepared: "WeakKeyDictionary[Any, dict[tuple, bytes]]" = WeakKeyDictionary()
+_names = itertools.count(1)
+
+
+@lru_cache(maxsize=256)
+def _convert(sql: str) -> tuple[bytes, tuple[PyFormat, ...]]:
+    """Return the statement with $n placeholders, and each parameter's wanted format."""
+    formats: list[PyFormat] = []
+
+    def number(match: re.Match) -> str:
+        formats.append(_FORMATS[match.group(1)])
+        return f"${len(formats)}"
+
+    return _PLACEHOLDER.sub(number, sql).encode(), tuple(formats)
+
+
+def can_begin() -> bool:
+    """Tell whether the next statement would open the transaction of a Django atomic block:
+    PostgreSQL, inside `transaction.atomic()`, nothing sent yet."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or db.connection is None or db.get_autocommit():
+        return False
+    return db.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
+
+
+def can_commit() -> bool:
+    """Tell whether the running transaction may be committed with its last statement: the
+    outermost atomic block of a PostgreSQL connection, in a transaction in good order."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if (db.vendor != "postgresql" or db.connection is None or db.get_autocommit()
+            or db.needs_rollback or len(db.atomic_blocks) != 1):
+        return False
+    return db.connection.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+
+
+def run(sql: str, params: Sequence[Any], *, begin: bool = False, commit: bool = False,
+        binary: bool = False) -> list[tuple]:
+    """Run one statement (placeholders %s, %b, %t) and return its rows: after BEGIN when
+    `begin`, followed by COMMIT when `commit`, all in one round trip."""
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+
+    def execute(sql: str, params: Any, many: bool, context: dict) -> list[tuple]:
+        return _send(db.connection, sql, params, begin, commit, binary)
+
+    executor = execute
+    for wrapper in reversed(db.execute_wrappers):
+        executor = partial(wrapper, executor)
+    started = time.monotonic()
+    try:
+        with db.wrap_database_errors:
+            return executor(sql, params, False, {"connection": db, "cursor": None})
+    finally:
+        if db.queries_logged:
+            # DEBUG, or a test capturing queries: the statement with its values written in.
+            # (Django logs BEGIN and COMMIT itself, where its atomic block starts and ends.)
+            import psycopg
+
+            text = psycopg.ClientCursor(db.connection).mogrify(_PLACEHOLDER.sub("%s", sql),
+                                                               params)
+            db.queries_log.append({"sql": text, "time": f"{time.monotonic() - started:.3f}"})
+
+
+def statement_lost(exc: BaseException) -> bool:
+    """Tell whether a database error says a statement prepared here is gone from the server
+    (psycopg deallocates every prepared statement after a rollback); it will be prepared anew."""
+    return getattr(exc.__cause__, "sqlstate", None) == "26000"
+
+
+def _send(conn: Any, sql: str, params: Sequence[Any], begin: bool, commit: bool,
+          binary: bool) -> list[tuple]:
+    try:
+        return _send_once(conn, sql, params, begin, commit, binary)
+    except errors.InvalidSqlStatementName:
+        if not begin:
+            raise
+    # Only BEGIN ran before the lost statement: end that transaction and start again.
+    conn.rollback()
+    return _send_once(conn, sql, params, begin, commit, binary)
+
+
+def _send_once(conn: Any, sql: str, params: Sequence[Any], begin: bool, commit: bool,
+               binary: bool) -> list[tuple]:
+    query, wanted = _convert(sql)
+    with conn.lock:
+        tx = Transformer.from_context(conn)
+        values = tx.dump_sequence(params, wanted)
+        types, formats = tx.types or (), tx.formats
+        names = _prepared.setdefault(conn, {})
+        key = (query, types)
+        name = names.get(key)
+        pgconn = conn.pgconn
+        commands: deque = deque()
+        if begin:
+            commands.append(partial(pgconn.send_query_params, b"BEGIN", None))
+        preparing = name is None
+        if preparing:
+            name = f"medflow_pipelined_{next(_names)}".encode()
+            commands.append(partial(pgconn.send_prepare, name, query, param_types=types))
+        commands.append(partial(
+            pgconn.send_query_prepared, name, values, param_formats=formats,
+            result_format=pq.Format.BINARY if binary else pq.Format.TEXT))
+        if commit:
+            commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
+        commands.append(pgconn.pipeline_sync)
+        results = _exchange(conn, pgconn, commands)
+        if preparing and results[int(begin)].status == pq.ExecStatus.COMMAND_OK:
+            names[key] = name
+        error = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
+        if error is not None:
+            state = error.error_field(pq.DiagnosticField.SQLSTATE)
+            if state == b"26000":
+                names.clear()  # gone with a DEALLOCATE ALL: prepare each anew
+            elif state == b"0A000" and not preparing:
+                names.pop(key, None)  # "cached plan must not change result type"
+            raise errors.error_from_result(error, encoding=conn.info.encoding)
+        rows = [r for r in results if r.status == pq.ExecStatus.TUPLES_OK]
+        if not rows:
+            return []
+        tx.set_pgresult(rows[0])
+        return tx.load_rows(0, rows[0].ntuples, tuple)
+
+
+def _exchange(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
+    """Send the commands in pipeline mode and return every result up to the Sync's."""
+    pgconn.enter_pipeline_mode()
+    try:
+        fetched = conn.wait(generators.pipeline_communicate(pgconn, commands))
+        results = [r for batch in fetched for r in batch]
+        while not results or results[-1].status != pq.ExecStatus.PIPELINE_SYNC:
+            results += conn.wait(generators.fetch_many(pgconn))
+    finally:
+        pgconn.exit_pipeline_mode()
+    return [r for r in results if r.status != pq.ExecStatus.PIPELINE_SYNC]

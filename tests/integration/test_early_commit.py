@@ -1,0 +1,134 @@
+"""A command's BEGIN travels with its append and its COMMIT with its last read-model rows
+(PostgreSQL), and every way that can go wrong ends as if each had been sent alone."""
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+
+from medflow.context import system_context
+from medflow.errors import Conflict, VersionConflict
+from medflow.eventstore import pipeline, store
+from medflow.patients import services
+from medflow.patients.models import PatientReadModel
+from medflow.patients.services import register_patient, update_patient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def new_patient(clinic, mrn="E-1"):
+    return register_patient(system_context("t"), clinic_id=clinic.id, mrn=mrn, given_names="Ida",
+                            family_name="Noddack", birth_date="1896-02-25").aggregate_id
+
+
+@pytest.fixture
+def exchanges(monkeypatch):
+    """Record what each pipelined round trip sent: BEGIN, PREPARE, EXECUTE, COMMIT, SYNC."""
+    sent: list[list[str]] = []
+    real = pipeline._exchange
+
+    def spy(conn, pgconn, commands):
+        names = {"send_prepare": "PREPARE", "send_query_prepared": "EXECUTE",
+                 "pipeline_sync": "SYNC"}
+        sent.append([c.args[0].decode() if getattr(c, "args", None) and c.args[0] in
+                     (b"BEGIN", b"COMMIT") else names[getattr(c, "func", c).__name__]
+                     for c in commands])
+        return real(conn, pgconn, commands)
+
+    monkeypatch.setattr(pipeline, "_exchange", spy)
+    return sent
+
+
+def committed_version(patient_id) -> int:
+    """Read the stream's version on a connection of its own: only committed work shows."""
+    if connection.vendor != "postgresql":
+        return store.current_version(patient_id)
+    db = settings.DATABASES["default"]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"],
+                         password=db["PASSWORD"], dbname=db["NAME"]) as other:
+        return other.execute("SELECT version FROM streams WHERE aggregate_id = %s",
+                             [patient_id]).fetchone()[0]
+
+
+def test_an_update_is_two_round_trips_and_committed_when_it_returns(clinic, exchanges):
+    patient_id = new_patient(clinic)
+    # The first update reads the stream's head; the second presumes it from the cache, and
+    # prepares the statements the third one runs.
+    for version, phone in ((1, "555 0000"), (2, "555 0001")):
+        update_patient(system_context("t"), patient_id, {"phone": phone},
+                       expected_version=version)
+    exchanges.clear()
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0002"},
+                            expected_version=3)
+    assert result.version == 4 and committed_version(patient_id) == 4
+    assert PatientReadModel.objects.get(id=patient_id).current_data["phone"] == "555 0002"
+    if connection.vendor == "postgresql":
+        # The statements are prepared by now: each round trip carries its work and one Sync.
+        assert exchanges == [["BEGIN", "EXECUTE", "SYNC"], ["EXECUTE", "COMMIT", "SYNC"]]
+        assert connection.connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    else:
+        assert exchanges == []
+
+
+def test_a_command_inside_an_outer_transaction_commits_only_with_it(clinic):
+    patient_id = new_patient(clinic)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        update_patient(system_context("t"), patient_id, {"phone": "555 0003"}, expected_version=1)
+        raise RuntimeError("the outer work fails")
+    assert committed_version(patient_id) == 1
+    assert PatientReadModel.objects.get(id=patient_id).version == 1
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0004"},
+                            expected_version=1)
+    assert result.version == 2
+
+
+def test_a_read_model_row_out_of_step_is_mended_before_the_commit(clinic, exchanges):
+    patient_id = new_patient(clinic)
+    update_patient(system_context("t"), patient_id, {"phone": "555 0005"}, expected_version=1)
+    # The row says version 7: the update of the row at version 2 touches nothing, and its
+    # fallback (rebuild the row from the stream) must run before anything commits.
+    PatientReadModel.objects.filter(id=patient_id).update(version=7)
+    exchanges.clear()
+    result = update_patient(system_context("t"), patient_id, {"email": "ida@example.org"},
+                            expected_version=2)
+    assert result.version == 3 and committed_version(patient_id) == 3
+    row = PatientReadModel.objects.get(id=patient_id)
+    assert row.version == 3 and row.current_data["email"] == "ida@example.org"
+    assert [e.version for e in store.load(patient_id)] == [1, 2, 3]
+    if connection.vendor == "postgresql":
+        # The first attempt was refused at the commit and rolled back; the second committed
+        # on its own.
+        assert ["EXECUTE", "COMMIT", "SYNC"] in exchanges
+
+
+def test_statements_lost_to_a_rollback_are_prepared_again(clinic):
+    patient_id = new_patient(clinic)
+    update_patient(system_context("t"), patient_id, {"phone": "555 0006"}, expected_version=1)
+    update_patient(system_context("t"), patient_id, {"phone": "555 0007"}, expected_version=2)
+    # A refused command rolls back, and psycopg then deallocates every prepared statement.
+    with pytest.raises(VersionConflict):
+        update_patient(system_context("t"), patient_id, {"phone": "555 0008"},
+                       expected_version=1)
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0009"},
+                            expected_version=3)
+    assert result.version == 4
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0010"},
+                            expected_version=4)
+    assert result.version == 5 and committed_version(patient_id) == 5
+    assert PatientReadModel.objects.get(id=patient_id).current_data["phone"] == "555 0010"
+
+
+def test_a_row_refused_at_the_commit_leaves_nothing_stored(clinic, monkeypatch):
+    new_patient(clinic, mrn="E-2")
+    # Skip the service's own check, so that the unique index refuses the second row in the
+    # statement that carries the COMMIT.
+    monkeypatch.setattr(services, "_check_mrn_free", lambda *args: None)
+    before = store.last_position()
+    with pytest.raises(Conflict):
+        new_patient(clinic, mrn="E-2")
+    assert store.last_position() == before
+    assert PatientReadModel.objects.filter(mrn="E-2").count() == 1
+    assert new_patient(clinic, mrn="E-3")
