@@ -131,7 +131,8 @@ def test_a_command_on_a_cached_stream_does_not_read_its_head(clinic):
                                 expected_version=2)
     assert result.version == 3 and _stored_phones(patient_id)[-1] == "555 0002"
     if connection.vendor == "postgresql":
-        assert not [q for q in queries if "FROM streams" in q["sql"]]
+        # No SELECT of the head (the rows may read the append's time back from its stream).
+        assert not [q for q in queries if q["sql"].startswith("SELECT")]
         # BEGIN, the append, the read-model rows, COMMIT.
         assert [q["sql"][:4] for q in queries] == ["BEGI", "WITH", "WITH", "COMM"]
 

@@ -29,7 +29,7 @@ from typing import Any
 from django.db import connection
 
 from medflow.eventstore import pipeline
-from medflow.eventstore.store import fast_cursor
+from medflow.eventstore.store import DeferredAppend, Pending, fast_cursor
 
 OnMiss = Callable[[], None]
 
@@ -45,20 +45,26 @@ class _Write:
 class _Waiting:
     """The writes waiting in one `combined()` scope, in the order they were sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, append: DeferredAppend | None = None) -> None:
         self.writes: list[_Write] = []
         self.tables: set[str] = set()
+        self.append = append
 
     def add(self, write: _Write) -> None:
         if write.table in self.tables:
+            if self.append is not None:
+                raise RuntimeError(f"two writes to {write.table} after a deferred append")
             self.flush()
-        self.writes.append(write)
+        self.writes.append(_pending_filled(write))
         self.tables.add(write.table)
 
     def flush(self, *, commit: bool = False) -> None:
         """Send the waiting writes, then run the `on_miss` of each that touched no row; with
         `commit`, send COMMIT with them if the transaction allows it."""
         writes, self.writes, self.tables = self.writes, [], set()
+        if self.append is not None:
+            self._send_with_append(writes)
+            return
         if not writes:
             return
         if commit and pipeline.can_commit():
@@ -76,10 +82,24 @@ class _Waiting:
             if count == 0 and write.on_miss is not None:
                 write.on_miss()
 
+    def _send_with_append(self, writes: list[_Write]) -> None:
+        """Send the deferred append, then the writes, then COMMIT: one round trip."""
+        append, self.append = self.append, None
+        if not pipeline.can_commit(unbegun=True):
+            raise RuntimeError("a deferred append needs the outermost transaction")
+        statements = [(append.sql, append.params, True)]
+        if writes:
+            statements.append((*_together(writes, guard=True), False))
+        append.inserted = pipeline.run_many(statements, begin=pipeline.can_begin(),
+                                            commit=True)[0]
+
     def flush_first(self, execute: Callable, sql: str, params: Any, many: bool,
                     context: dict) -> Any:
         """A connection.execute_wrapper: send the waiting writes before any other statement,
         except a rollback to a savepoint, which drops them instead."""
+        if self.append is not None:
+            # The writes wait for an append not sent yet: nothing may run before it.
+            raise RuntimeError(f"a statement ran before a deferred append: {sql[:60]}")
         if self.writes:
             if sql.startswith("ROLLBACK TO SAVEPOINT"):
                 # Creating the savepoint sent what was waiting then: every write waiting now
@@ -88,6 +108,26 @@ class _Waiting:
             else:
                 self.flush()
         return execute(sql, params, many, context)
+
+
+def _pending_filled(write: _Write) -> _Write:
+    """Return the write with each Pending parameter (a deferred append's position or time)
+    replaced by the SQL that reads it back."""
+    if not any(isinstance(p, Pending) for p in write.params):
+        return write
+    parts = write.sql.split("%s")
+    if len(parts) != len(write.params) + 1:
+        raise ValueError(f"cannot place pending values in: {write.sql}")
+    sql, params = [parts[0]], []
+    for param, tail in zip(write.params, parts[1:], strict=True):
+        if isinstance(param, Pending):
+            sql.append(param.sql)
+            params.extend(param.params)
+        else:
+            sql.append("%s")
+            params.append(param)
+        sql.append(tail)
+    return _Write(write.table, "".join(sql), params, write.on_miss)
 
 
 def _together(writes: list[_Write], *, guard: bool = False) -> tuple[str, list[Any]]:
@@ -105,16 +145,20 @@ _waiting: ContextVar[_Waiting | None] = ContextVar("combined_writes", default=No
 
 
 @contextmanager
-def combined(*, commit: bool = False) -> Iterator[None]:
+def combined(*, commit: bool = False, append: DeferredAppend | None = None) -> Iterator[None]:
     """Hold back the row writes sent inside the scope and send them together (PostgreSQL).
 
     With `commit`, the scope is the last work of an outermost `transaction.atomic()`: its last
     writes may travel with COMMIT (then the atomic block's own commit finds nothing to do).
+    With a deferred `append` (its events' handlers are `pending_safe`), the append goes first
+    in the same round trip, and no other statement may run inside the scope.
     """
     if connection.vendor != "postgresql" or _waiting.get() is not None:
+        if append is not None:
+            raise RuntimeError("a deferred append needs a scope of its own (PostgreSQL)")
         yield
         return
-    waiting = _Waiting()
+    waiting = _Waiting(append)
     token = _waiting.set(waiting)
     try:
         with connection.execute_wrapper(waiting.flush_first):

@@ -225,7 +225,7 @@ def _run(
     try:
         with transaction.atomic():
             attempt = None if fresh else _presumed(cls, aggregate_id, expected_version)
-            recorded = None
+            recorded, deferred = None, None
             if attempt is not None:
                 head, aggregate = attempt
                 try:
@@ -238,21 +238,23 @@ def _run(
                     # Nothing recorded proves nothing either: "no change" may hold only for
                     # the cached state.
                     if aggregate.pending:
-                        recorded = _append(ctx, cls, aggregate, head, command, clinic_id,
-                                           command_id)
+                        recorded, deferred = _store(ctx, cls, aggregate, head, command,
+                                                    clinic_id, command_id, early_commit)
             if recorded is None:
                 head = store.StreamHead(0) if fresh else store.open_stream(aggregate_id)
                 _check_access(ctx, cls, aggregate_id, head)
                 aggregate = load_current(cls, aggregate_id, head.version)
                 _check_and_decide(ctx, cls, aggregate_id, head, aggregate, decide,
                                   create=create, expected_version=expected_version)
-                recorded = _append(ctx, cls, aggregate, head, command, clinic_id, command_id)
+                recorded, deferred = _store(ctx, cls, aggregate, head, command, clinic_id,
+                                            command_id, early_commit)
             start = aggregate.version
             aggregate.pending.clear()
             version = recorded[-1].version if recorded else start
             token = _stored.set((aggregate_id, version, aggregate))
-            # The read models' row writes (and whatever follows) reach the server together.
-            with combined.combined(commit=early_commit):
+            # The read models' row writes (and whatever follows) reach the server together;
+            # a deferred append goes first, in the same round trip.
+            with combined.combined(commit=early_commit, append=deferred):
                 try:
                     inline.dispatch(recorded)
                 finally:
@@ -261,9 +263,12 @@ def _run(
                     aggregate.version = version
                     _cache_after_commit(aggregate, head)
                 _maybe_snapshot(aggregate, start, version)
-                result = CommandResult(aggregate_id, version, tuple(recorded))
-                if command_id is not None:
-                    _remember(command_id, result)
+                if deferred is None:
+                    result = CommandResult(aggregate_id, version, tuple(recorded))
+                    if command_id is not None:
+                        _remember(command_id, result)
+            if deferred is not None:
+                result = CommandResult(aggregate_id, version, tuple(deferred.recorded()))
     except IntegrityError:
         # A retry racing the first attempt of the same command: the first one won.
         if command_id is not None and (previous := _previous_result(command_id)) is not None:
@@ -320,6 +325,38 @@ def _append(
         ctx.metadata(command) | ({"command_id": str(command_id)} if command_id else {}),
         clinic_id=clinic_id, keys=head.keys, presumed=head if head.presumed else None,
     )
+
+
+def _store(
+    ctx: Context, cls: type[Aggregate], aggregate: Aggregate, head: store.StreamHead,
+    command: str, clinic_id: UUID | None, command_id: UUID | None, early_commit: bool,
+) -> tuple[list[store.RecordedEvent] | None, store.DeferredAppend | None]:
+    """Append what the aggregate recorded, or defer the append to the round trip that carries
+    the read-model rows and COMMIT; return the events (Pending position and time, if deferred)
+    and the deferred append."""
+    if early_commit and _may_defer(aggregate, command_id):
+        deferred = store.append_deferred(
+            aggregate.id, cls.aggregate_type, list(aggregate.pending), aggregate.version,
+            ctx.metadata(command), clinic_id=clinic_id, keys=head.keys,
+            presumed=head if head.presumed else None,
+        )
+        if deferred is not None:
+            return deferred.pending, deferred
+    return _append(ctx, cls, aggregate, head, command, clinic_id, command_id), None
+
+
+def _may_defer(aggregate: Aggregate, command_id: UUID | None) -> bool:
+    """Tell whether the command can send its append with its last round trip: one event whose
+    handlers all take pending values, no statement due after the handlers (no snapshot, no
+    command id to remember), PostgreSQL."""
+    if connection.vendor != "postgresql" or command_id is not None:
+        return False
+    if len(aggregate.pending) != 1 or isinstance(aggregate.pending[0], store.NewEvent):
+        return False
+    every = snapshots.snapshot_every(aggregate.aggregate_type)
+    if every and (aggregate.version + 1) // every > aggregate.version // every:
+        return False
+    return inline.takes_pending(aggregate.pending[0].event_type)
 
 
 def _may_write(ctx: Context, clinic_id: UUID | None) -> bool:

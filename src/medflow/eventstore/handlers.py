@@ -11,6 +11,7 @@ is cut only where it acts.
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from medflow.eventstore.events import DomainEvent
 from medflow.eventstore.store import RecordedEvent
@@ -59,6 +60,33 @@ class InlineHandlers:
         self._by_module[func.__module__].append((None, func))
         self._plan = None
         return func
+
+    @staticmethod
+    def pending_safe(
+        func: Handler | None = None, *, unless: Callable[[], bool] | None = None,
+    ) -> Any:
+        """Mark the decorated handler as one a command may run before its append's statement.
+
+        Such a handler gets the event's position and time as `store.Pending` values, which it
+        may only pass on unread to `projections.rowsql` writes (whose statements then take them
+        from the server), and it sends no statement of its own: it neither reads the database
+        nor writes but through those row writes. `unless` names a setting-like test under which
+        the handler is not safe (dual-write, when on).
+        """
+
+        def mark(func: Handler) -> Handler:
+            func.medflow_pending_safe = unless or (lambda: False)  # type: ignore[attr-defined]
+            return func
+
+        return mark if func is None else mark(func)
+
+    def takes_pending(self, event_type: str) -> bool:
+        """Tell whether every handler of this event type is `pending_safe` (right now)."""
+        for handler in (*self._handlers.get(event_type, ()), *self._every):
+            unsafe = getattr(getattr(handler, "func", handler), "medflow_pending_safe", None)
+            if unsafe is None or isinstance(handler, _Conditional) or unsafe():
+                return False
+        return True
 
     def batched(self, *serial: type[DomainEvent]) -> Callable[[BatchHandler], BatchHandler]:
         """Register the decorated function as its module's batch path.

@@ -56,25 +56,38 @@ def can_begin() -> bool:
     return db.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
 
 
-def can_commit() -> bool:
+def can_commit(*, unbegun: bool = False) -> bool:
     """Tell whether the running transaction may be committed with its last statement: the
-    outermost atomic block of a PostgreSQL connection, in a transaction in good order."""
+    outermost atomic block of a PostgreSQL connection, in a transaction in good order (or, if
+    `unbegun`, not yet begun)."""
     db = connections[DEFAULT_DB_ALIAS]
     if (db.vendor != "postgresql" or db.connection is None or db.get_autocommit()
             or db.needs_rollback or len(db.atomic_blocks) != 1):
         return False
-    return db.connection.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+    status = db.connection.pgconn.transaction_status
+    return status == pq.TransactionStatus.INTRANS or (
+        unbegun and status == pq.TransactionStatus.IDLE)
 
 
 def run(sql: str, params: Sequence[Any], *, begin: bool = False, commit: bool = False,
         binary: bool = False) -> list[tuple]:
     """Run one statement (placeholders %s, %b, %t) and return its rows: after BEGIN when
     `begin`, followed by COMMIT when `commit`, all in one round trip."""
+    return run_many([(sql, params, binary)], begin=begin, commit=commit)[0]
+
+
+Statement = tuple[str, Sequence[Any], bool]  # SQL, parameters, whether results come in binary
+
+
+def run_many(statements: Sequence[Statement], *, begin: bool = False,
+             commit: bool = False) -> list[list[tuple]]:
+    """Run statements in order, in one round trip (after BEGIN, before COMMIT, when asked), and
+    return the rows of each; the first that fails stops the others, and its error is raised."""
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
 
-    def execute(sql: str, params: Any, many: bool, context: dict) -> list[tuple]:
-        return _send(db.connection, sql, params, begin, commit, binary)
+    def execute(sql: str, params: Any, many: bool, context: dict) -> list[list[tuple]]:
+        return _send(db.connection, statements, begin, commit)
 
     executor = execute
     for wrapper in reversed(db.execute_wrappers):
@@ -82,16 +95,20 @@ def run(sql: str, params: Sequence[Any], *, begin: bool = False, commit: bool = 
     started = time.monotonic()
     try:
         with db.wrap_database_errors:
-            return executor(sql, params, False, {"connection": db, "cursor": None})
+            return executor("; ".join(s[0] for s in statements),
+                            [p for s in statements for p in s[1]], False,
+                            {"connection": db, "cursor": None})
     finally:
         if db.queries_logged:
-            # DEBUG, or a test capturing queries: the statement with its values written in.
+            # DEBUG, or a test capturing queries: each statement with its values written in.
             # (Django logs BEGIN and COMMIT itself, where its atomic block starts and ends.)
             import psycopg
 
-            text = psycopg.ClientCursor(db.connection).mogrify(_PLACEHOLDER.sub("%s", sql),
-                                                               params)
-            db.queries_log.append({"sql": text, "time": f"{time.monotonic() - started:.3f}"})
+            seconds = f"{time.monotonic() - started:.3f}"
+            for sql, params, _ in statements:
+                text = psycopg.ClientCursor(db.connection).mogrify(
+                    _PLACEHOLDER.sub("%s", sql), params)
+                db.queries_log.append({"sql": text, "time": seconds})
 
 
 def statement_lost(exc: BaseException) -> bool:
@@ -100,58 +117,68 @@ def statement_lost(exc: BaseException) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == "26000"
 
 
-def _send(conn: Any, sql: str, params: Sequence[Any], begin: bool, commit: bool,
-          binary: bool) -> list[tuple]:
+def _send(conn: Any, statements: Sequence[Statement], begin: bool,
+          commit: bool) -> list[list[tuple]]:
     try:
-        return _send_once(conn, sql, params, begin, commit, binary)
+        return _send_once(conn, statements, begin, commit)
     except errors.InvalidSqlStatementName:
         if not begin:
             raise
     # Only BEGIN ran before the lost statement: end that transaction and start again.
     conn.rollback()
-    return _send_once(conn, sql, params, begin, commit, binary)
+    return _send_once(conn, statements, begin, commit)
 
 
-def _send_once(conn: Any, sql: str, params: Sequence[Any], begin: bool, commit: bool,
-               binary: bool) -> list[tuple]:
-    query, wanted = _convert(sql)
+def _send_once(conn: Any, statements: Sequence[Statement], begin: bool,
+               commit: bool) -> list[list[tuple]]:
     with conn.lock:
-        tx = Transformer.from_context(conn)
-        values = tx.dump_sequence(params, wanted)
-        types, formats = tx.types or (), tx.formats
-        names = _prepared.setdefault(conn, {})
-        key = (query, types)
-        name = names.get(key)
         pgconn = conn.pgconn
+        names = _prepared.setdefault(conn, {})
         commands: deque = deque()
         if begin:
             commands.append(partial(pgconn.send_query_params, b"BEGIN", None))
-        preparing = name is None
-        if preparing:
-            name = f"medflow_pipelined_{next(_names)}".encode()
-            commands.append(partial(pgconn.send_prepare, name, query, param_types=types))
-        commands.append(partial(
-            pgconn.send_query_prepared, name, values, param_formats=formats,
-            result_format=pq.Format.BINARY if binary else pq.Format.TEXT))
+        preparing: list[tuple] = []
+        loaders = []
+        for sql, params, binary in statements:
+            query, wanted = _convert(sql)
+            tx = Transformer.from_context(conn)
+            values = tx.dump_sequence(params, wanted)
+            types, formats = tx.types or (), tx.formats
+            key = (query, types)
+            name = names.get(key)
+            if name is None:
+                name = f"medflow_pipelined_{next(_names)}".encode()
+                commands.append(partial(pgconn.send_prepare, name, query, param_types=types))
+                preparing.append((key, name, len(commands) - 1))
+            commands.append(partial(
+                pgconn.send_query_prepared, name, values, param_formats=formats,
+                result_format=pq.Format.BINARY if binary else pq.Format.TEXT))
+            loaders.append((tx, len(commands) - 1))
         if commit:
             commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
         commands.append(pgconn.pipeline_sync)
         results = _exchange(conn, pgconn, commands)
-        if preparing and results[int(begin)].status == pq.ExecStatus.COMMAND_OK:
-            names[key] = name
+        for key, name, index in preparing:
+            if results[index].status == pq.ExecStatus.COMMAND_OK:
+                names[key] = name
         error = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
         if error is not None:
             state = error.error_field(pq.DiagnosticField.SQLSTATE)
             if state == b"26000":
                 names.clear()  # gone with a DEALLOCATE ALL: prepare each anew
-            elif state == b"0A000" and not preparing:
-                names.pop(key, None)  # "cached plan must not change result type"
+            elif state == b"0A000":
+                # "cached plan must not change result type": prepare every one anew.
+                names.clear()
             raise errors.error_from_result(error, encoding=conn.info.encoding)
-        rows = [r for r in results if r.status == pq.ExecStatus.TUPLES_OK]
-        if not rows:
-            return []
-        tx.set_pgresult(rows[0])
-        return tx.load_rows(0, rows[0].ntuples, tuple)
+        rows: list[list[tuple]] = []
+        for tx, index in loaders:
+            result = results[index]
+            if result.status != pq.ExecStatus.TUPLES_OK:
+                rows.append([])
+                continue
+            tx.set_pgresult(result)
+            rows.append(tx.load_rows(0, result.ntuples, tuple))
+        return rows
 
 
 def _exchange(conn: Any, pgconn: Any, commands: deque) -> list[Any]:

@@ -4,7 +4,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -373,31 +373,8 @@ def _append_pg(
     subject's `fresh_key` first when given; return None if that key was not stored because the
     subject had one, or if a `presumed` head was not the stream's (nothing is written then)."""
     count = len(prepared)
-    if presumed is not None and presumed.key_row is not None:
-        claim = f"claim AS ({_CLAIM_MOVED_KEYED_PG})"
-        claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK,
-                        presumed.key_row[0], presumed.key_row[1]]
-    elif fresh_key is not None:
-        claim = _CLAIM_NEW_WITH_KEY_PG
-        claim_params = [subject, fresh_key.wrapped, fresh_key.master_id, GLOBAL_ORDER_LOCK,
-                        aggregate_id, aggregate_type, count, clinic_id, subject]
-    elif expected == 0:
-        claim = f"claim AS ({_CLAIM_NEW_PG})"
-        claim_params = [aggregate_id, aggregate_type, count, clinic_id, subject, GLOBAL_ORDER_LOCK]
-    else:
-        claim = f"claim AS ({_CLAIM_MOVED_PG})"
-        claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK]
-    if count == 1:
-        event_id, event, meta, payload, version, _ = prepared[0]
-        sql = f"WITH {claim}{_INSERT_ONE_CLAIMED_PG}"
-        params = [*claim_params, event_id, aggregate_id, aggregate_type, event.event_type,
-                  version, orjson.dumps(meta).decode(), orjson.dumps(payload).decode()]
-    else:
-        sql = f"WITH {claim}{_INSERT_CLAIMED_PG}"
-        params = [*claim_params, aggregate_id, aggregate_type,
-                  [p[0] for p in prepared], [p[1].event_type for p in prepared],
-                  [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
-                  [orjson.dumps(p[3]).decode() for p in prepared]]
+    sql, params = _append_statement(aggregate_id, aggregate_type, expected, clinic_id, subject,
+                                     prepared, fresh_key, presumed)
     # Binary results: positions and times come back without text parsing.
     if pipeline.can_begin():
         # The command's first statement: BEGIN travels with it.
@@ -416,8 +393,132 @@ def _append_pg(
             f"stream {aggregate_id} is at version {actual}, not {expected}",
             expected=expected, actual=actual,
         )
+    return _positions(prepared, inserted)
+
+
+def _positions(prepared: list[tuple], inserted: list[tuple]) -> tuple[list[int], datetime]:
     by_version = {version: position for version, position, _ in inserted}
     return [by_version[p[4]] for p in prepared], dialect().time_out(inserted[0][2])
+
+
+def _append_statement(
+    aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
+    subject: UUID | None, prepared: list[tuple], fresh_key: crypto.NewDataKey | None,
+    presumed: StreamHead | None, *, checked: bool = False,
+) -> tuple[str, list[Any]]:
+    """Return the append's statement (claim, then insert) and its parameters; `checked`, one
+    that fails (MF001) when it wrote nothing."""
+    count = len(prepared)
+    if presumed is not None and presumed.key_row is not None:
+        claim = f"claim AS ({_CLAIM_MOVED_KEYED_PG})"
+        claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK,
+                        presumed.key_row[0], presumed.key_row[1]]
+    elif fresh_key is not None:
+        claim = _CLAIM_NEW_WITH_KEY_PG
+        claim_params = [subject, fresh_key.wrapped, fresh_key.master_id, GLOBAL_ORDER_LOCK,
+                        aggregate_id, aggregate_type, count, clinic_id, subject]
+    elif expected == 0:
+        claim = f"claim AS ({_CLAIM_NEW_PG})"
+        claim_params = [aggregate_id, aggregate_type, count, clinic_id, subject, GLOBAL_ORDER_LOCK]
+    else:
+        claim = f"claim AS ({_CLAIM_MOVED_PG})"
+        claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK]
+    if count == 1:
+        event_id, event, meta, payload, version, _ = prepared[0]
+        insert = _INSERT_ONE_CLAIMED_PG
+        params = [*claim_params, event_id, aggregate_id, aggregate_type, event.event_type,
+                  version, orjson.dumps(meta).decode(), orjson.dumps(payload).decode()]
+    else:
+        insert = _INSERT_CLAIMED_PG
+        params = [*claim_params, aggregate_id, aggregate_type,
+                  [p[0] for p in prepared], [p[1].event_type for p in prepared],
+                  [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
+                  [orjson.dumps(p[3]).decode() for p in prepared]]
+    if not checked:
+        return f"WITH {claim}{insert}", params
+    # The statements sent after it cannot see whether it wrote: it fails (MF001) when not.
+    return (f"WITH {claim}, ins AS ({insert.strip()}) SELECT version, position, timestamp"
+            " FROM ins UNION ALL SELECT NULL, NULL, NULL"
+            " WHERE medflow_expect_rows((SELECT count(*) FROM ins)) < 0"), params
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A value the append's statement decides (an event's position or time), handed to inline
+    projections before it runs (see `append_deferred`): SQL that reads it back, in the same
+    transaction, once the statement ran. Row writes put it in their statement in place of a
+    parameter (`eventstore.combined`); nothing else may use it."""
+
+    sql: str
+    params: tuple
+
+
+@dataclass
+class DeferredAppend:
+    """An append whose statement is sent later, with the read-model writes of its events."""
+
+    sql: str
+    params: list[Any]
+    # The events with Pending positions and time, for the inline projections.
+    pending: list[RecordedEvent]
+    prepared: list[tuple]
+    started: float = field(default_factory=time.perf_counter)
+    # The rows its statement answered, once sent.
+    inserted: list[tuple] | None = None
+
+    def recorded(self) -> list[RecordedEvent]:
+        """Return the events as stored (once the statement was sent)."""
+        if self.inserted is None:
+            raise RuntimeError("the deferred append was not sent")
+        positions, now = _positions(self.prepared, self.inserted)
+        for observe in append_observers:
+            observe(self.pending[0].aggregate_type, len(self.prepared),
+                    time.perf_counter() - self.started)
+        return [replace(event, position=position, timestamp=now)
+                for event, position in zip(self.pending, positions, strict=True)]
+
+
+def append_deferred(
+    aggregate_id: UUID, aggregate_type: str, events: Sequence[DomainEvent], expected_version: int,
+    metadata: dict[str, Any], *, clinic_id: UUID | None = None, keys: dict | None = None,
+    presumed: StreamHead | None = None,
+) -> DeferredAppend | None:
+    """Prepare an append as `append` would (PostgreSQL) without sending it; None when it needs
+    a statement first (an existing stream whose subject's key is not in hand).
+
+    Its statement fails (MF001) where `append` would write nothing: a stream that moved on, a
+    presumed key no longer stored, or a subject that has a key already; the caller's transaction
+    then rolls back, and the command runs again without deferring.
+    """
+    if presumed is not None:
+        keys = presumed.keys
+    items = [(event, {}) for event in events]
+    keys = dict(keys or {})
+    subject = items[0][0].data_subject(aggregate_id)
+    keyless = (subject is not None and subject not in keys
+               and any(event.personal_fields for event, _ in items))
+    fresh_key = crypto.new_data_key(subject) if keyless and expected_version == 0 else None
+    if fresh_key is not None:
+        keys[subject] = fresh_key.key
+    elif keyless:
+        return None
+    prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
+    sql, params = _append_statement(aggregate_id, aggregate_type, expected_version, clinic_id,
+                                     subject, prepared, fresh_key, presumed, checked=True)
+    count = len(prepared)
+    # Positions are drawn in order under the global-order lock, the last one by this session.
+    now = Pending("(SELECT updated_at FROM streams WHERE aggregate_id = %s)", (aggregate_id,))
+    pending = [
+        RecordedEvent(
+            id=event_id, aggregate_id=aggregate_id, aggregate_type=aggregate_type,
+            event_type=event.event_type, version=version, metadata=meta, event=event,
+            known_payload=plain, timestamp=now,  # type: ignore[arg-type]
+            position=Pending("(currval('event_store_position_seq') - %s)",  # type: ignore[arg-type]
+                             (count - index,)),
+        )
+        for index, (event_id, event, meta, _, version, plain) in enumerate(prepared, start=1)
+    ]
+    return DeferredAppend(sql, params, pending, prepared)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from uuid import UUID
 from django.conf import settings
 from django.utils import timezone
 
+from medflow.eventstore.handlers import inline
 from medflow.eventstore.store import RecordedEvent
 from medflow.legacy import mapping as mp
 from medflow.legacy import models as m
@@ -132,6 +133,7 @@ def _order_encounter(order_id: UUID) -> str | None:
     return _legacy_id("legacy_encounters", encounter)
 
 
+@inline.pending_safe(unless=lambda: getattr(settings, "MEDFLOW_DUAL_WRITE", False))
 def on_event(recorded: RecordedEvent) -> None:
     """Inline handler: mirror the event while dual-write is on and the tables are not cut over."""
     if not getattr(settings, "MEDFLOW_DUAL_WRITE", False):

@@ -52,6 +52,7 @@ def row_values(state: dict, recorded: RecordedEvent) -> dict:
 
 
 @inline.on(PatientRegistered)
+@inline.pending_safe
 def on_registered(recorded: RecordedEvent) -> None:
     patient = Patient(recorded.aggregate_id)
     patient.when(recorded.event)
@@ -60,6 +61,7 @@ def on_registered(recorded: RecordedEvent) -> None:
 
 
 @inline.on(PatientUpdated, PatientArchived, PatientForgotten)
+@inline.pending_safe
 def on_changed(recorded: RecordedEvent) -> None:
     patient = aggregate_after(recorded)
     if patient is None:

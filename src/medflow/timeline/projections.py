@@ -1,7 +1,7 @@
 """Inline projection: add every event that concerns a patient to the patient timeline."""
 
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from uuid import UUID
 
 from django.utils.dateparse import parse_datetime
@@ -35,7 +35,8 @@ def occurred_at(recorded: RecordedEvent) -> datetime:
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):
-        return datetime.combine(value, time(), tzinfo=recorded.timestamp.tzinfo)
+        # UTC, as every recorded time is (and a deferred append's is not known yet).
+        return datetime.combine(value, time(), tzinfo=UTC)
     return recorded.timestamp
 
 
@@ -69,6 +70,7 @@ def entry_values(recorded: RecordedEvent) -> dict | None:
 
 
 @inline.on_every
+@inline.pending_safe
 def add_to_timeline(recorded: RecordedEvent) -> None:
     values = entry_values(recorded)
     if values is not None:
