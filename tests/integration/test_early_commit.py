@@ -175,3 +175,14 @@ def test_a_command_that_takes_a_snapshot_is_not_deferred(clinic, settings, excha
                        expected_version=version)
     assert [s.version for s in Snapshot.objects.filter(aggregate_id=patient_id)] == [2, 4]
     assert PatientReadModel.objects.get(id=patient_id).version == 5
+
+
+def test_the_pipelined_begin_keeps_the_connections_transaction_settings():
+    from types import SimpleNamespace
+
+    plain = SimpleNamespace(isolation_level=None, read_only=None, deferrable=None)
+    assert pipeline._begin_command(plain) == b"BEGIN"
+    strict = SimpleNamespace(isolation_level=psycopg.IsolationLevel.SERIALIZABLE,
+                             read_only=False, deferrable=True)
+    assert pipeline._begin_command(strict) == (
+        b"BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE DEFERRABLE")

@@ -1,15 +1,15 @@
-"""Send a transaction's BEGIN with its first statement, and its last statement with COMMIT, in
-one round trip each (PostgreSQL).
+"""Send a transaction's statements with its BEGIN and COMMIT in one round trip (PostgreSQL).
 
 psycopg sends BEGIN on its own before a transaction's first statement, and Django's commit sends
-COMMIT on its own after the last: two of a command's four round trips carry no work. Here one
-statement goes through libpq's pipeline mode with BEGIN before it, or COMMIT after it, and one
-Sync: the server runs them in order and answers them together.
+COMMIT on its own after the last: two of a command's round trips that carry no work. Here
+statements go through libpq's pipeline mode, after BEGIN or before COMMIT when asked, with one
+Sync: the server runs them in order and answers them together (and, after an error, skips the
+rest up to the Sync).
 
-The statement is prepared on the server the first time it is seen on a connection (by its text
-and parameter types) and executed by name afterwards, as psycopg's cursor does for hot statements.
-It still passes through the connection's execute wrappers (the slow-query log) and its query log
-(DEBUG, tests), and its errors come out as Django's.
+Each statement is prepared on the server the first time it is seen on a connection (by its text
+and parameter types) and executed by name afterwards, as psycopg's cursor does for hot
+statements. They still pass through the connection's execute wrappers (the slow-query log) and
+its query log (DEBUG, tests), and their errors come out as Django's.
 """
 
 import itertools
@@ -22,12 +22,11 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from psycopg import errors, generators, pq
+from psycopg import IsolationLevel, errors, generators, pq
 from psycopg.adapt import PyFormat, Transformer
 
 _PLACEHOLDER = re.compile(r"%([sbt])")
 _FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY, "t": PyFormat.TEXT}
-_OK = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 
 # Server-side statement names by psycopg connection, keyed by (query, parameter types). Names
 # are never reused: a statement whose plan went stale is left behind under its old name.
@@ -136,7 +135,7 @@ def _send_once(conn: Any, statements: Sequence[Statement], begin: bool,
         names = _prepared.setdefault(conn, {})
         commands: deque = deque()
         if begin:
-            commands.append(partial(pgconn.send_query_params, b"BEGIN", None))
+            commands.append(partial(pgconn.send_query_params, _begin_command(conn), None))
         preparing: list[tuple] = []
         loaders = []
         for sql, params, binary in statements:
@@ -179,6 +178,19 @@ def _send_once(conn: Any, statements: Sequence[Statement], begin: bool,
             tx.set_pgresult(result)
             rows.append(tx.load_rows(0, result.ntuples, tuple))
         return rows
+
+
+def _begin_command(conn: Any) -> bytes:
+    """Return the BEGIN psycopg would send, with the connection's transaction settings."""
+    parts = [b"BEGIN"]
+    if conn.isolation_level is not None:
+        level = IsolationLevel(conn.isolation_level).name.replace("_", " ")
+        parts += [b"ISOLATION LEVEL", level.encode()]
+    if conn.read_only is not None:
+        parts.append(b"READ ONLY" if conn.read_only else b"READ WRITE")
+    if conn.deferrable is not None:
+        parts.append(b"DEFERRABLE" if conn.deferrable else b"NOT DEFERRABLE")
+    return b" ".join(parts)
 
 
 def _exchange(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
