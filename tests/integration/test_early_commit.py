@@ -32,7 +32,7 @@ def exchanges(monkeypatch):
 
     def spy(conn, pgconn, commands):
         names = {"send_prepare": "PREPARE", "send_query_prepared": "EXECUTE",
-                 "pipeline_sync": "SYNC"}
+                 "send_query_params": "EXECUTE", "pipeline_sync": "SYNC"}
         sent.append([c.args[0].decode() if getattr(c, "args", None) and c.args[0] in
                      (b"BEGIN", b"COMMIT") else names[getattr(c, "func", c).__name__]
                      for c in commands])
@@ -74,11 +74,15 @@ def test_an_update_is_one_round_trip_and_committed_when_it_returns(clinic, excha
         assert exchanges == []
 
 
+class OuterWorkFailed(Exception):
+    pass
+
+
 def test_a_command_inside_an_outer_transaction_commits_only_with_it(clinic):
     patient_id = new_patient(clinic)
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(OuterWorkFailed), transaction.atomic():
         update_patient(system_context("t"), patient_id, {"phone": "555 0003"}, expected_version=1)
-        raise RuntimeError("the outer work fails")
+        raise OuterWorkFailed
     assert committed_version(patient_id) == 1
     assert PatientReadModel.objects.get(id=patient_id).version == 1
     result = update_patient(system_context("t"), patient_id, {"phone": "555 0004"},
@@ -186,3 +190,86 @@ def test_the_pipelined_begin_keeps_the_connections_transaction_settings():
                              read_only=False, deferrable=True)
     assert pipeline._begin_command(strict) == (
         b"BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE DEFERRABLE")
+
+
+def test_a_command_under_manual_transactions_leaves_the_commit_to_the_caller(clinic):
+    patient_id = new_patient(clinic, mrn="E-6")
+    other_id = new_patient(clinic, mrn="E-7")
+    transaction.set_autocommit(False)
+    try:
+        PatientReadModel.objects.filter(id=other_id).update(family_name="Caller")
+        result = update_patient(system_context("t"), patient_id, {"phone": "555 0300"},
+                                expected_version=1)
+        assert result.version == 2
+        transaction.rollback()
+    finally:
+        transaction.set_autocommit(True)
+    assert committed_version(patient_id) == 1
+    assert PatientReadModel.objects.get(id=other_id).family_name == "Noddack"
+    assert PatientReadModel.objects.get(id=patient_id).version == 1
+
+
+def forget_cached(patient_id):
+    from medflow.eventstore.cache import cache
+    from medflow.eventstore.commands import _cache_key
+    from medflow.patients.domain import Patient
+
+    cache.delete(_cache_key(Patient, patient_id))
+
+
+def test_a_statement_lost_after_the_transaction_began_runs_the_command_again(clinic):
+    patient_id = new_patient(clinic, mrn="E-8")
+    for version in (1, 2):
+        update_patient(system_context("t"), patient_id, {"phone": f"555 040{version}"},
+                       expected_version=version)
+    # No cache entry: the command reads the stream's head first, and its append, rows and
+    # COMMIT go after it, by names the server no longer knows.
+    forget_cached(patient_id)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+    result = update_patient(system_context("t"), patient_id, {"phone": "555 0403"},
+                            expected_version=3)
+    assert result.version == 4 and committed_version(patient_id) == 4
+    assert PatientReadModel.objects.get(id=patient_id).current_data["phone"] == "555 0403"
+
+
+def test_a_lost_statement_then_a_missed_row_still_end_in_one_commit(clinic):
+    patient_id = new_patient(clinic, mrn="E-9")
+    for version in (1, 2):
+        update_patient(system_context("t"), patient_id, {"phone": f"555 050{version}"},
+                       expected_version=version)
+    PatientReadModel.objects.filter(id=patient_id).update(version=7)
+    forget_cached(patient_id)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+    result = update_patient(system_context("t"), patient_id, {"email": "e9@example.org"},
+                            expected_version=3)
+    assert result.version == 4 and committed_version(patient_id) == 4
+    row = PatientReadModel.objects.get(id=patient_id)
+    assert row.version == 4 and row.current_data["email"] == "e9@example.org"
+
+
+def test_with_preparing_off_nothing_is_prepared_by_name(clinic, exchanges):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL matter")
+    patient_id = new_patient(clinic, mrn="E-10")
+    connection.ensure_connection()
+    before = connection.connection.prepare_threshold
+    connection.connection.prepare_threshold = None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        exchanges.clear()
+        for version in (1, 2, 3):
+            update_patient(system_context("t"), patient_id, {"phone": f"555 060{version}"},
+                           expected_version=version)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements"
+                           " WHERE name LIKE 'medflow_pipelined%%'")
+            assert cursor.fetchone()[0] == 0
+    finally:
+        connection.connection.prepare_threshold = before
+    assert committed_version(patient_id) == 4
+    assert not any("PREPARE" in sent for sent in exchanges)

@@ -201,20 +201,23 @@ def execute(
         aggregate_id = uuid4()
     if command_id is not None and (previous := _previous_result(command_id)) is not None:
         return previous
-    # The outermost transaction ends with the command: its last writes may carry the COMMIT.
-    early_commit = not connection.in_atomic_block
-    try:
-        return _run(ctx, cls, aggregate_id, decide, command, expected_version, create,
-                    clinic_id, command_id, fresh, early_commit)
-    except DatabaseError as exc:
-        # Nothing was committed in either case: run the command again.
-        if not early_commit or not (combined.missed_row(exc) or pipeline.statement_lost(exc)):
-            raise
-        # A read-model row was not where the early commit needed it: commit on our own, so
-        # that the row's fallback can run. A lost statement is prepared anew.
-        early_commit = not combined.missed_row(exc)
-    return _run(ctx, cls, aggregate_id, decide, command, expected_version, create, clinic_id,
-                command_id, fresh, early_commit)
+    # The command's transaction is the outermost one (autocommit on, no atomic block around):
+    # its last writes may carry the COMMIT.
+    early_commit = not connection.in_atomic_block and connection.get_autocommit()
+    for attempt in range(3):
+        try:
+            return _run(ctx, cls, aggregate_id, decide, command, expected_version, create,
+                        clinic_id, command_id, fresh, early_commit)
+        except DatabaseError as exc:
+            # Nothing was committed in either case: run the command again (at most twice: a
+            # lost statement, then a missed row).
+            retry = combined.missed_row(exc) or pipeline.statement_lost(exc)
+            if not early_commit or not retry or attempt == 2:
+                raise
+            # A read-model row was not where the early commit needed it: commit on our own,
+            # so that the row's fallback can run. A lost statement is prepared anew.
+            early_commit = not combined.missed_row(exc)
+    raise AssertionError("unreachable")
 
 
 def _run(

@@ -8,11 +8,13 @@ rest up to the Sync).
 
 Each statement is prepared on the server the first time it is seen on a connection (by its text
 and parameter types) and executed by name afterwards, as psycopg's cursor does for hot
-statements. They still pass through the connection's execute wrappers (the slow-query log) and
+statements; with preparing off (MEDFLOW_DB_PREPARE=off) it goes unnamed, planned each time.
+They still pass through the connection's execute wrappers (the slow-query log) and
 its query log (DEBUG, tests), and their errors come out as Django's.
 """
 
 import itertools
+import os
 import re
 import time
 from collections import deque
@@ -61,7 +63,10 @@ def can_commit(*, unbegun: bool = False) -> bool:
     `unbegun`, not yet begun)."""
     db = connections[DEFAULT_DB_ALIAS]
     if (db.vendor != "postgresql" or db.connection is None or db.get_autocommit()
-            or db.needs_rollback or len(db.atomic_blocks) != 1):
+            or db.needs_rollback or len(db.atomic_blocks) != 1 or not db.commit_on_exit
+            or db.savepoint_ids):
+        # Not Django's outermost block (commit_on_exit is off under manual transactions, and
+        # the block is then a savepoint of the caller's transaction).
         return False
     status = db.connection.pgconn.transaction_status
     return status == pq.TransactionStatus.INTRANS or (
@@ -143,15 +148,24 @@ def _send_once(conn: Any, statements: Sequence[Statement], begin: bool,
             tx = Transformer.from_context(conn)
             values = tx.dump_sequence(params, wanted)
             types, formats = tx.types or (), tx.formats
+            result_format = pq.Format.BINARY if binary else pq.Format.TEXT
+            if conn.prepare_threshold is None:
+                # Preparing is off (MEDFLOW_DB_PREPARE=off, behind a pooler that shares server
+                # sessions): the unnamed statement, planned each time.
+                commands.append(partial(
+                    pgconn.send_query_params, query, values, param_types=types,
+                    param_formats=formats, result_format=result_format))
+                loaders.append((tx, len(commands) - 1))
+                continue
             key = (query, types)
             name = names.get(key)
             if name is None:
-                name = f"medflow_pipelined_{next(_names)}".encode()
+                name = f"medflow_pipelined_{os.getpid()}_{next(_names)}".encode()
                 commands.append(partial(pgconn.send_prepare, name, query, param_types=types))
                 preparing.append((key, name, len(commands) - 1))
             commands.append(partial(
                 pgconn.send_query_prepared, name, values, param_formats=formats,
-                result_format=pq.Format.BINARY if binary else pq.Format.TEXT))
+                result_format=result_format))
             loaders.append((tx, len(commands) - 1))
         if commit:
             commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
@@ -201,6 +215,13 @@ def _exchange(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
         results = [r for batch in fetched for r in batch]
         while not results or results[-1].status != pq.ExecStatus.PIPELINE_SYNC:
             results += conn.wait(generators.fetch_many(pgconn))
-    finally:
-        pgconn.exit_pipeline_mode()
+    except BaseException:
+        # Let the first error through. A connection left in pipeline mode (results still to
+        # come, after an interrupt) is closed, never used again half-way.
+        try:
+            pgconn.exit_pipeline_mode()
+        except errors.OperationalError:
+            pgconn.finish()
+        raise
+    pgconn.exit_pipeline_mode()
     return [r for r in results if r.status != pq.ExecStatus.PIPELINE_SYNC]
