@@ -42,6 +42,13 @@ def exchanges(monkeypatch):
     return sent
 
 
+def forget_prepared():
+    """Drop every prepared statement of the connection, as psycopg does after a rollback."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+
+
 def committed_version(patient_id) -> int:
     """Read the stream's version on a connection of its own: only committed work shows."""
     if connection.vendor != "postgresql":
@@ -121,9 +128,7 @@ def test_statements_lost_to_a_rollback_are_prepared_again(clinic):
     result = update_patient(system_context("t"), patient_id, {"phone": "555 0009"},
                             expected_version=3)
     assert result.version == 4
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")
+    forget_prepared()
     result = update_patient(system_context("t"), patient_id, {"phone": "555 0010"},
                             expected_version=4)
     assert result.version == 5 and committed_version(patient_id) == 5
@@ -225,9 +230,7 @@ def test_a_statement_lost_after_the_transaction_began_runs_the_command_again(cli
     # No cache entry: the command reads the stream's head first, and its append, rows and
     # COMMIT go after it, by names the server no longer knows.
     forget_cached(patient_id)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")
+    forget_prepared()
     result = update_patient(system_context("t"), patient_id, {"phone": "555 0403"},
                             expected_version=3)
     assert result.version == 4 and committed_version(patient_id) == 4
@@ -241,9 +244,7 @@ def test_a_lost_statement_then_a_missed_row_still_end_in_one_commit(clinic):
                        expected_version=version)
     PatientReadModel.objects.filter(id=patient_id).update(version=7)
     forget_cached(patient_id)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")
+    forget_prepared()
     result = update_patient(system_context("t"), patient_id, {"email": "e9@example.org"},
                             expected_version=3)
     assert result.version == 4 and committed_version(patient_id) == 4
@@ -259,8 +260,7 @@ def test_with_preparing_off_nothing_is_prepared_by_name(clinic, exchanges):
     before = connection.connection.prepare_threshold
     connection.connection.prepare_threshold = None
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")
+        forget_prepared()
         exchanges.clear()
         for version in (1, 2, 3):
             update_patient(system_context("t"), patient_id, {"phone": f"555 060{version}"},
