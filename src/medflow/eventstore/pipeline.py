@@ -18,7 +18,8 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -93,23 +94,34 @@ def run_many(statements: Sequence[Statement], *, begin: bool = False,
     def execute(sql: str, params: Any, many: bool, context: dict) -> list[list[tuple]]:
         return _send(db.connection, statements, begin, commit)
 
-    executor = execute
+    with logged(db, [(sql, params) for sql, params, _ in statements]), db.wrap_database_errors:
+        return wrapped(db, execute)("; ".join(s[0] for s in statements),
+                                    [p for s in statements for p in s[1]], False,
+                                    {"connection": db, "cursor": None})
+
+
+def wrapped(db: Any, execute: Callable[..., Any]) -> Callable[..., Any]:
+    """Return `execute` (Django's executor signature) inside the connection's execute wrappers
+    (the slow-query log, held-back row writes), as Django's own cursors run statements."""
     for wrapper in reversed(db.execute_wrappers):
-        executor = partial(wrapper, executor)
+        execute = partial(wrapper, execute)
+    return execute
+
+
+@contextmanager
+def logged(db: Any, statements: Sequence[tuple[str, Sequence[Any]]]) -> Iterator[None]:
+    """Log the statements run inside in the connection's query log when it keeps one (DEBUG, a
+    test capturing queries), with their values written in, as Django's cursors do. (Django logs
+    BEGIN and COMMIT itself, where its atomic block starts and ends.)"""
     started = time.monotonic()
     try:
-        with db.wrap_database_errors:
-            return executor("; ".join(s[0] for s in statements),
-                            [p for s in statements for p in s[1]], False,
-                            {"connection": db, "cursor": None})
+        yield
     finally:
         if db.queries_logged:
-            # DEBUG, or a test capturing queries: each statement with its values written in.
-            # (Django logs BEGIN and COMMIT itself, where its atomic block starts and ends.)
             import psycopg
 
             seconds = f"{time.monotonic() - started:.3f}"
-            for sql, params, _ in statements:
+            for sql, params in statements:
                 text = psycopg.ClientCursor(db.connection).mogrify(
                     _PLACEHOLDER.sub("%s", sql), params)
                 db.queries_log.append({"sql": text, "time": seconds})

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -228,16 +227,9 @@ def append(
             raise ValueError("a presumed head is for PostgreSQL, at the expected version")
         keys = presumed.keys
     items = [(e.event, e.metadata) if isinstance(e, NewEvent) else (e, {}) for e in events]
-    keys = dict(keys or {})
-    subject = items[0][0].data_subject(aggregate_id)
-    keyless = (subject is not None and subject not in keys
-               and any(event.personal_fields for event, _ in items))
     pg = d.vendor == "postgresql"
-    # A new stream's subject (a patient being registered) has no key yet as a rule: make one
-    # here, and let the append's own statement store it, a round trip fewer.
-    fresh_key = crypto.new_data_key(subject) if pg and keyless and expected_version == 0 else None
-    if fresh_key is not None:
-        keys[subject] = fresh_key.key
+    keys, subject, keyless, fresh_key = _sealing_keys(aggregate_id, items, expected_version,
+                                                      keys, new_key=pg)
     with transaction.atomic(savepoint=False):
         if not pg and keyless:
             # Sealing will create or look up the subject's key: do it under the global-order
@@ -276,6 +268,25 @@ def append(
         for (event_id, event, meta, _, version, plain), position
         in zip(prepared, positions, strict=True)
     ]
+
+
+def _sealing_keys(
+    aggregate_id: UUID, items: list[tuple[DomainEvent, dict]], expected_version: int,
+    keys: dict | None, *, new_key: bool,
+) -> tuple[dict, UUID | None, bool, crypto.NewDataKey | None]:
+    """Return the keys to seal with, the events' data subject, whether that subject's key is
+    missing from them, and (with `new_key`, for a new stream) a new key made for it."""
+    keys = dict(keys or {})
+    subject = items[0][0].data_subject(aggregate_id)
+    keyless = (subject is not None and subject not in keys
+               and any(event.personal_fields for event, _ in items))
+    # A new stream's subject (a patient being registered) has no key yet as a rule: make one
+    # here, and let the append's own statement store it (PostgreSQL), a round trip fewer.
+    fresh_key = (crypto.new_data_key(subject) if new_key and keyless and expected_version == 0
+                 else None)
+    if fresh_key is not None:
+        keys[subject] = fresh_key.key
+    return keys, subject, keyless, fresh_key
 
 
 def _prepare(
@@ -493,14 +504,9 @@ def append_deferred(
     if presumed is not None:
         keys = presumed.keys
     items = [(event, {}) for event in events]
-    keys = dict(keys or {})
-    subject = items[0][0].data_subject(aggregate_id)
-    keyless = (subject is not None and subject not in keys
-               and any(event.personal_fields for event, _ in items))
-    fresh_key = crypto.new_data_key(subject) if keyless and expected_version == 0 else None
-    if fresh_key is not None:
-        keys[subject] = fresh_key.key
-    elif keyless:
+    keys, subject, keyless, fresh_key = _sealing_keys(aggregate_id, items, expected_version,
+                                                      keys, new_key=True)
+    if keyless and fresh_key is None:
         return None
     prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
     sql, params = _append_statement(aggregate_id, aggregate_type, expected_version, clinic_id,
@@ -649,22 +655,8 @@ class _WrappedCursor:
         def run(sql: str, params: Any, many: bool, context: dict) -> Any:
             return self.cursor.execute(sql, params, **options)
 
-        db = self.db
-        executor = run
-        for wrapper in reversed(db.execute_wrappers):
-            executor = partial(wrapper, executor)
-        if not db.queries_logged:
-            return self._run(executor, sql, params)
-        # DEBUG, or a test capturing queries: log the statement as Django's cursors do, with
-        # its values written in.
-        started = time.monotonic()
-        try:
-            return self._run(executor, sql, params)
-        finally:
-            import psycopg
-
-            text = psycopg.ClientCursor(db.connection).mogrify(sql.replace("%b", "%s"), params)
-            db.queries_log.append({"sql": text, "time": f"{time.monotonic() - started:.3f}"})
+        with pipeline.logged(self.db, [(sql, params)]):
+            return self._run(pipeline.wrapped(self.db, run), sql, params)
 
     def _run(self, executor: Callable[..., Any], sql: str, params: Any) -> Any:
         try:
