@@ -26,19 +26,24 @@ def new_patient(clinic, mrn="E-1"):
 
 @pytest.fixture
 def exchanges(monkeypatch):
-    """Record what each pipelined round trip sent: BEGIN, PREPARE, EXECUTE, COMMIT, SYNC."""
+    """Record what each pipelined round trip sent: BEGIN, PREPARE, EXECUTE, COMMIT, SYNC (an
+    exchange may send its commands in several parts; it ends with the Sync)."""
     sent: list[list[str]] = []
-    real = pipeline._exchange
+    real = pipeline._communicate
+    part: list[str] = []
 
     def spy(conn, pgconn, commands):
         names = {"send_prepare": "PREPARE", "send_query_prepared": "EXECUTE",
                  "send_query_params": "EXECUTE", "pipeline_sync": "SYNC"}
-        sent.append([c.args[0].decode() if getattr(c, "args", None) and c.args[0] in
-                     (b"BEGIN", b"COMMIT") else names[getattr(c, "func", c).__name__]
-                     for c in commands])
+        part.extend(c.args[0].decode() if getattr(c, "args", None) and c.args[0] in
+                    (b"BEGIN", b"COMMIT") else names[getattr(c, "func", c).__name__]
+                    for c in commands)
+        if part and part[-1] == "SYNC":
+            sent.append(list(part))
+            part.clear()
         return real(conn, pgconn, commands)
 
-    monkeypatch.setattr(pipeline, "_exchange", spy)
+    monkeypatch.setattr(pipeline, "_communicate", spy)
     return sent
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Any
@@ -84,20 +84,28 @@ def run(sql: str, params: Sequence[Any], *, begin: bool = False, commit: bool = 
 Statement = tuple[str, Sequence[Any], bool]  # SQL, parameters, whether results come in binary
 
 
-def run_many(statements: Sequence[Statement], *, begin: bool = False,
-             commit: bool = False) -> list[list[tuple]]:
+def run_many(statements: Iterable[Statement], *, begin: bool = False, commit: bool = False,
+             streamed: bool = False) -> list[list[tuple]]:
     """Run statements in order, in one round trip (after BEGIN, before COMMIT, when asked), and
-    return the rows of each; the first that fails stops the others, and its error is raised."""
+    return the rows of each; the first that fails stops the others, and its error is raised.
+
+    With `streamed`, each statement is sent as soon as the iterable yields it, so that the server
+    runs it while the client makes the next (a large append, sealed and encoded in chunks)."""
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
+    statements = iter(statements)
+    first = next(statements, None)
+    if first is None:
+        raise ValueError("no statement to run")
+    statements = itertools.chain([first], statements)
+    sent: list[Statement] = []
 
     def execute(sql: str, params: Any, many: bool, context: dict) -> list[list[tuple]]:
-        return _send(db.connection, statements, begin, commit)
+        return _send(db.connection, statements, sent, begin, commit, streamed)
 
-    with logged(db, [(sql, params) for sql, params, _ in statements]), db.wrap_database_errors:
-        return wrapped(db, execute)("; ".join(s[0] for s in statements),
-                                    [p for s in statements for p in s[1]], False,
-                                    {"connection": db, "cursor": None})
+    with logged(db, sent), db.wrap_database_errors:
+        # The wrappers see the first statement: the others are not made yet when streamed.
+        return wrapped(db, execute)(first[0], first[1], False, {"connection": db, "cursor": None})
 
 
 def wrapped(db: Any, execute: Callable[..., Any]) -> Callable[..., Any]:
@@ -109,9 +117,10 @@ def wrapped(db: Any, execute: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
-def logged(db: Any, statements: Sequence[tuple[str, Sequence[Any]]]) -> Iterator[None]:
-    """Log the statements run inside in the connection's query log when it keeps one (DEBUG, a
-    test capturing queries), with their values written in, as Django's cursors do. (Django logs
+def logged(db: Any, statements: Sequence[Sequence[Any]]) -> Iterator[None]:
+    """Log the statements run inside (SQL and parameters first in each; read at the end, so the
+    list may fill meanwhile) in the connection's query log when it keeps one (DEBUG, a test
+    capturing queries), with their values written in, as Django's cursors do. (Django logs
     BEGIN and COMMIT itself, where its atomic block starts and ends.)"""
     started = time.monotonic()
     try:
@@ -121,7 +130,7 @@ def logged(db: Any, statements: Sequence[tuple[str, Sequence[Any]]]) -> Iterator
             import psycopg
 
             seconds = f"{time.monotonic() - started:.3f}"
-            for sql, params in statements:
+            for sql, params, *_ in statements:
                 text = psycopg.ClientCursor(db.connection).mogrify(
                     _PLACEHOLDER.sub("%s", sql), params)
                 db.queries_log.append({"sql": text, "time": seconds})
@@ -133,56 +142,80 @@ def statement_lost(exc: BaseException) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == "26000"
 
 
-def _send(conn: Any, statements: Sequence[Statement], begin: bool,
-          commit: bool) -> list[list[tuple]]:
+def _send(conn: Any, statements: Iterator[Statement], sent: list[Statement], begin: bool,
+          commit: bool, streamed: bool) -> list[list[tuple]]:
     try:
-        return _send_once(conn, statements, begin, commit)
+        return _send_once(conn, statements, sent, begin, commit, streamed)
     except errors.InvalidSqlStatementName:
         if not begin:
             raise
-    # Only BEGIN ran before the lost statement: end that transaction and start again.
+    # Only BEGIN ran before the lost statement: end that transaction and start again (with the
+    # statements made already: the iterable is spent).
     conn.rollback()
-    return _send_once(conn, statements, begin, commit)
+    again = list(sent)
+    sent.clear()
+    return _send_once(conn, iter(again), sent, begin, commit, streamed=False)
 
 
-def _send_once(conn: Any, statements: Sequence[Statement], begin: bool,
-               commit: bool) -> list[list[tuple]]:
+def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement], begin: bool,
+               commit: bool, streamed: bool) -> list[list[tuple]]:
     with conn.lock:
         pgconn = conn.pgconn
         names = _prepared.setdefault(conn, {})
-        commands: deque = deque()
+        commands = _Queue()
         if begin:
             commands.append(partial(pgconn.send_query_params, _begin_command(conn), None))
         preparing: list[tuple] = []
         loaders = []
-        for sql, params, binary in statements:
-            query, wanted = _convert(sql)
-            tx = Transformer.from_context(conn)
-            values = tx.dump_sequence(params, wanted)
-            types, formats = tx.types or (), tx.formats
-            result_format = pq.Format.BINARY if binary else pq.Format.TEXT
-            if conn.prepare_threshold is None:
-                # Preparing is off (MEDFLOW_DB_PREPARE=off, behind a pooler that shares server
-                # sessions): the unnamed statement, planned each time.
-                commands.append(partial(
-                    pgconn.send_query_params, query, values, param_types=types,
-                    param_formats=formats, result_format=result_format))
-                loaders.append((tx, len(commands) - 1))
-                continue
-            key = (query, types)
-            name = names.get(key)
-            if name is None:
-                name = f"medflow_pipelined_{os.getpid()}_{next(_names)}".encode()
-                commands.append(partial(pgconn.send_prepare, name, query, param_types=types))
-                preparing.append((key, name, len(commands) - 1))
-            commands.append(partial(
-                pgconn.send_query_prepared, name, values, param_formats=formats,
-                result_format=result_format))
-            loaders.append((tx, len(commands) - 1))
-        if commit:
-            commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
-        commands.append(pgconn.pipeline_sync)
-        results = _exchange(conn, pgconn, commands)
+        fetched: list[Any] = []
+        pgconn.enter_pipeline_mode()
+        try:
+            for statement in statements:
+                sent.append(statement)
+                sql, params, binary = statement
+                query, wanted = _convert(sql)
+                tx = Transformer.from_context(conn)
+                values = tx.dump_sequence(params, wanted)
+                types, formats = tx.types or (), tx.formats
+                result_format = pq.Format.BINARY if binary else pq.Format.TEXT
+                if conn.prepare_threshold is None:
+                    # Preparing is off (MEDFLOW_DB_PREPARE=off, behind a pooler that shares
+                    # server sessions): the unnamed statement, planned each time.
+                    commands.append(partial(
+                        pgconn.send_query_params, query, values, param_types=types,
+                        param_formats=formats, result_format=result_format))
+                else:
+                    key = (query, types)
+                    name = names.get(key)
+                    if name is None:
+                        name = f"medflow_pipelined_{os.getpid()}_{next(_names)}".encode()
+                        commands.append(partial(pgconn.send_prepare, name, query,
+                                                param_types=types))
+                        preparing.append((key, name, commands.queued - 1))
+                    commands.append(partial(
+                        pgconn.send_query_prepared, name, values, param_formats=formats,
+                        result_format=result_format))
+                loaders.append((tx, commands.queued - 1))
+                if streamed:
+                    # Send it now (reading what answers have come): the server runs it while
+                    # the next is made.
+                    fetched += _communicate(conn, pgconn, commands)
+            if commit:
+                commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
+            commands.append(pgconn.pipeline_sync)
+            fetched += _communicate(conn, pgconn, commands)
+            while not fetched or fetched[-1].status != pq.ExecStatus.PIPELINE_SYNC:
+                fetched += conn.wait(generators.fetch_many(pgconn))
+        except BaseException:
+            # Let the first error through. A connection left in pipeline mode (results still
+            # to come, after an interrupt) is closed, never used again half-way.
+            try:
+                pgconn.exit_pipeline_mode()
+            except errors.OperationalError:
+                pgconn.finish()
+            raise
+        pgconn.exit_pipeline_mode()
+        results = [r for r in fetched if r.status != pq.ExecStatus.PIPELINE_SYNC]
         for key, name, index in preparing:
             if results[index].status == pq.ExecStatus.COMMAND_OK:
                 names[key] = name
@@ -206,6 +239,26 @@ def _send_once(conn: Any, statements: Sequence[Statement], begin: bool,
         return rows
 
 
+class _Queue(deque):
+    """Commands waiting to be sent, and how many were queued in all (each answers with one
+    result, but the Sync's, which is left out)."""
+
+    queued = 0
+
+    def append(self, command: Any) -> None:
+        self.queued += 1
+        super().append(command)
+
+
+def _communicate(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
+    """Send the queued commands (in pipeline mode), and return the results already answered."""
+    return _flat(conn.wait(generators.pipeline_communicate(pgconn, commands)))
+
+
+def _flat(batches: list[list[Any]]) -> list[Any]:
+    return [r for batch in batches for r in batch]
+
+
 def _begin_command(conn: Any) -> bytes:
     """Return the BEGIN psycopg would send, with the connection's transaction settings."""
     parts = [b"BEGIN"]
@@ -217,23 +270,3 @@ def _begin_command(conn: Any) -> bytes:
     if conn.deferrable is not None:
         parts.append(b"DEFERRABLE" if conn.deferrable else b"NOT DEFERRABLE")
     return b" ".join(parts)
-
-
-def _exchange(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
-    """Send the commands in pipeline mode and return every result up to the Sync's."""
-    pgconn.enter_pipeline_mode()
-    try:
-        fetched = conn.wait(generators.pipeline_communicate(pgconn, commands))
-        results = [r for batch in fetched for r in batch]
-        while not results or results[-1].status != pq.ExecStatus.PIPELINE_SYNC:
-            results += conn.wait(generators.fetch_many(pgconn))
-    except BaseException:
-        # Let the first error through. A connection left in pipeline mode (results still to
-        # come, after an interrupt) is closed, never used again half-way.
-        try:
-            pgconn.exit_pipeline_mode()
-        except errors.OperationalError:
-            pgconn.finish()
-        raise
-    pgconn.exit_pipeline_mode()
-    return [r for r in results if r.status != pq.ExecStatus.PIPELINE_SYNC]

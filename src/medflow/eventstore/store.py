@@ -239,10 +239,9 @@ def append(
             # round trip.
             with connection.cursor() as cursor:
                 d.lock_global_order(cursor)
-        prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
         if pg:
             appended = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
-                                  subject, prepared, fresh_key, presumed)
+                                  subject, items, metadata, keys, fresh_key, presumed)
             if appended is None and presumed is not None:
                 return None
             if appended is None:
@@ -250,11 +249,11 @@ def append(
                 # written: seal again with the stored key, which is looked up (or refused, if
                 # destroyed) as for any other append.
                 del keys[subject]
-                prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
                 appended = _append_pg(aggregate_id, aggregate_type, expected_version, clinic_id,
-                                      subject, prepared)
-            positions, now = appended
+                                      subject, items, metadata, keys)
+            prepared, positions, now = appended
         else:
+            prepared = _prepare(aggregate_id, items, expected_version, metadata, keys)
             positions, now = _append_sqlite(aggregate_id, aggregate_type, expected_version,
                                             clinic_id, subject, prepared)
     for observe in append_observers:
@@ -375,25 +374,66 @@ _INSERT_ONE_CLAIMED_PG = (
 )
 
 
+# An append of more events than this goes in statements of this many: the server stores one
+# while the client seals and encodes the next.
+STREAM_CHUNK = 100
+
+# The events of an append after its first statement's: stored only if the first statement
+# stored its first event (with that event's time).
+_INSERT_FOLLOWING_PG = (
+    "INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version, timestamp,"
+    " metadata, event_data) SELECT x.i, %s, %s, x.e, x.v, f.timestamp, x.m::jsonb, x.d::jsonb"
+    " FROM (SELECT timestamp FROM event_store WHERE aggregate_id = %s AND version = %s"
+    " AND id = %s) AS f, unnest(%b::uuid[], %b::text[], %b::int[], %b::text[], %b::text[])"
+    " WITH ORDINALITY AS x (i, e, v, m, d, n) ORDER BY x.n RETURNING version, position, timestamp"
+)
+
+
 def _append_pg(
     aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
-    subject: UUID | None, prepared: list[tuple], fresh_key: crypto.NewDataKey | None = None,
-    presumed: StreamHead | None = None,
-) -> tuple[list[int], datetime] | None:
-    """Claim the stream's versions and insert the events in one statement, storing the
-    subject's `fresh_key` first when given; return None if that key was not stored because the
-    subject had one, or if a `presumed` head was not the stream's (nothing is written then)."""
-    count = len(prepared)
-    sql, params = _append_statement(aggregate_id, aggregate_type, expected, clinic_id, subject,
-                                     prepared, fresh_key, presumed)
-    # Binary results: positions and times come back without text parsing.
-    if pipeline.can_begin():
-        # The command's first statement: BEGIN travels with it.
-        inserted = pipeline.run(sql, params, begin=True, binary=True)
+    subject: UUID | None, items: list[tuple[DomainEvent, dict]], metadata: dict[str, Any],
+    keys: dict, fresh_key: crypto.NewDataKey | None = None, presumed: StreamHead | None = None,
+) -> tuple[list[tuple], list[int], datetime] | None:
+    """Seal the events, claim the stream's versions and insert them, storing the subject's
+    `fresh_key` first when given; return the prepared events, their positions and time, or None
+    if that key was not stored because the subject had one, or if a `presumed` head was not the
+    stream's (nothing is written then).
+
+    Up to STREAM_CHUNK events go in one statement. More go in one exchange of several, each sent
+    as soon as it is sealed and encoded, the first claiming the versions of all."""
+    count = len(items)
+    prepared: list[tuple] = []
+    if count <= STREAM_CHUNK:
+        prepared = _prepare(aggregate_id, items, expected, metadata, keys)
+        sql, params = _append_statement(aggregate_id, aggregate_type, expected, clinic_id,
+                                        subject, prepared, fresh_key, presumed)
+        # Binary results: positions and times come back without text parsing.
+        if pipeline.can_begin():
+            # The command's first statement: BEGIN travels with it.
+            inserted = pipeline.run(sql, params, begin=True, binary=True)
+        else:
+            with binding_cursor() as cursor:
+                cursor.execute(sql, params, binary=True)
+                inserted = cursor.fetchall()
     else:
-        with binding_cursor() as cursor:
-            cursor.execute(sql, params, binary=True)
-            inserted = cursor.fetchall()
+        def statements() -> Iterator[pipeline.Statement]:
+            for start in range(0, count, STREAM_CHUNK):
+                chunk = _prepare(aggregate_id, items[start:start + STREAM_CHUNK],
+                                 expected + start, metadata, keys)
+                prepared.extend(chunk)
+                if start == 0:
+                    sql, params = _append_statement(
+                        aggregate_id, aggregate_type, expected, clinic_id, subject, chunk,
+                        fresh_key, presumed, claimed=count)
+                    yield sql, params, True
+                else:
+                    first_id, first_version = prepared[0][0], prepared[0][4]
+                    yield _INSERT_FOLLOWING_PG, [
+                        aggregate_id, aggregate_type, aggregate_id, first_version, first_id,
+                        *_insert_arrays(chunk)], True
+
+        inserted = [row for rows in pipeline.run_many(statements(), begin=pipeline.can_begin(),
+                                                      streamed=True) for row in rows]
     if len(inserted) != count:
         # The claim found the stream at another version (or already there), or the subject's
         # key already there: nothing was written.
@@ -404,7 +444,15 @@ def _append_pg(
             f"stream {aggregate_id} is at version {actual}, not {expected}",
             expected=expected, actual=actual,
         )
-    return _positions(prepared, inserted)
+    return (prepared, *_positions(prepared, inserted))
+
+
+def _insert_arrays(prepared: list[tuple]) -> list[list[Any]]:
+    """Return the array parameters of the events' insert: ids, types, versions, metadata and
+    payloads (as JSON text)."""
+    return [[p[0] for p in prepared], [p[1].event_type for p in prepared],
+            [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
+            [orjson.dumps(p[3]).decode() for p in prepared]]
 
 
 def _positions(prepared: list[tuple], inserted: list[tuple]) -> tuple[list[int], datetime]:
@@ -415,11 +463,12 @@ def _positions(prepared: list[tuple], inserted: list[tuple]) -> tuple[list[int],
 def _append_statement(
     aggregate_id: UUID, aggregate_type: str, expected: int, clinic_id: UUID | None,
     subject: UUID | None, prepared: list[tuple], fresh_key: crypto.NewDataKey | None,
-    presumed: StreamHead | None, *, checked: bool = False,
+    presumed: StreamHead | None, *, checked: bool = False, claimed: int | None = None,
 ) -> tuple[str, list[Any]]:
     """Return the append's statement (claim, then insert) and its parameters; `checked`, one
-    that fails (MF001) when it wrote nothing."""
-    count = len(prepared)
+    that fails (MF001) when it wrote nothing. The claim moves the stream by `claimed` versions
+    (default: the events given)."""
+    count = len(prepared) if claimed is None else claimed
     if presumed is not None and presumed.key_row is not None:
         claim = f"claim AS ({_CLAIM_MOVED_KEYED_PG})"
         claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK,
@@ -434,17 +483,14 @@ def _append_statement(
     else:
         claim = f"claim AS ({_CLAIM_MOVED_PG})"
         claim_params = [expected + count, aggregate_id, expected, GLOBAL_ORDER_LOCK]
-    if count == 1:
+    if len(prepared) == 1:
         event_id, event, meta, payload, version, _ = prepared[0]
         insert = _INSERT_ONE_CLAIMED_PG
         params = [*claim_params, event_id, aggregate_id, aggregate_type, event.event_type,
                   version, orjson.dumps(meta).decode(), orjson.dumps(payload).decode()]
     else:
         insert = _INSERT_CLAIMED_PG
-        params = [*claim_params, aggregate_id, aggregate_type,
-                  [p[0] for p in prepared], [p[1].event_type for p in prepared],
-                  [p[4] for p in prepared], [orjson.dumps(p[2]).decode() for p in prepared],
-                  [orjson.dumps(p[3]).decode() for p in prepared]]
+        params = [*claim_params, aggregate_id, aggregate_type, *_insert_arrays(prepared)]
     if not checked:
         return f"WITH {claim}{insert}", params
     # The statements sent after it cannot see whether it wrote: it fails (MF001) when not.
