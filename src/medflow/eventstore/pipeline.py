@@ -162,6 +162,11 @@ def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement]
     with conn.lock:
         pgconn = conn.pgconn
         names = _prepared.setdefault(conn, {})
+        # A statement found gone (psycopg deallocates them all after a rollback) is prepared
+        # again by running anew from BEGIN (see _send). Inside a transaction begun before,
+        # only the caller could run it anew: a command does (see `statement_lost`); a stream
+        # has no one to, so its statements go unnamed.
+        named = conn.prepare_threshold is not None and (begin or not streamed)
         commands = _Queue()
         if begin:
             commands.append(partial(pgconn.send_query_params, _begin_command(conn), None))
@@ -170,7 +175,17 @@ def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement]
         fetched: list[Any] = []
         pgconn.enter_pipeline_mode()
         try:
-            for statement in statements:
+            while True:
+                try:
+                    statement = next(statements)
+                except StopIteration:
+                    break
+                except BaseException:
+                    # Making the next statement failed: end the exchange before the error
+                    # goes on (the caller's transaction rolls back).
+                    commands.append(pgconn.pipeline_sync)
+                    _drain(conn, pgconn, commands)
+                    raise
                 sent.append(statement)
                 sql, params, binary = statement
                 query, wanted = _convert(sql)
@@ -178,9 +193,10 @@ def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement]
                 values = tx.dump_sequence(params, wanted)
                 types, formats = tx.types or (), tx.formats
                 result_format = pq.Format.BINARY if binary else pq.Format.TEXT
-                if conn.prepare_threshold is None:
-                    # Preparing is off (MEDFLOW_DB_PREPARE=off, behind a pooler that shares
-                    # server sessions): the unnamed statement, planned each time.
+                if not named:
+                    # The unnamed statement, planned each time: preparing is off
+                    # (MEDFLOW_DB_PREPARE=off, behind a pooler that shares server sessions), or
+                    # a name found gone could not be prepared again in place.
                     commands.append(partial(
                         pgconn.send_query_params, query, values, param_types=types,
                         param_formats=formats, result_format=result_format))
@@ -203,9 +219,7 @@ def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement]
             if commit:
                 commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
             commands.append(pgconn.pipeline_sync)
-            fetched += _communicate(conn, pgconn, commands)
-            while not fetched or fetched[-1].status != pq.ExecStatus.PIPELINE_SYNC:
-                fetched += conn.wait(generators.fetch_many(pgconn))
+            fetched += _drain(conn, pgconn, commands)
         except BaseException:
             # Let the first error through. A connection left in pipeline mode (results still
             # to come, after an interrupt) is closed, never used again half-way.
@@ -253,6 +267,14 @@ class _Queue(deque):
 def _communicate(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
     """Send the queued commands (in pipeline mode), and return the results already answered."""
     return _flat(conn.wait(generators.pipeline_communicate(pgconn, commands)))
+
+
+def _drain(conn: Any, pgconn: Any, commands: deque) -> list[Any]:
+    """Send the queued commands, the last a Sync, and return every result up to the Sync's."""
+    fetched = _communicate(conn, pgconn, commands)
+    while not fetched or fetched[-1].status != pq.ExecStatus.PIPELINE_SYNC:
+        fetched += conn.wait(generators.fetch_many(pgconn))
+    return fetched
 
 
 def _flat(batches: list[list[Any]]) -> list[Any]:

@@ -2,7 +2,7 @@
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -416,21 +416,24 @@ def _append_pg(
                 cursor.execute(sql, params, binary=True)
                 inserted = cursor.fetchall()
     else:
+        # Sealing runs while the exchange is open, where no other statement may run: read (or
+        # create) every key it needs first.
+        _fetch_missing_keys(((aggregate_id, event) for event, _ in items), keys)
+        prepared = _prepare(aggregate_id, items[:STREAM_CHUNK], expected, metadata, keys)
+
         def statements() -> Iterator[pipeline.Statement]:
-            for start in range(0, count, STREAM_CHUNK):
+            sql, params = _append_statement(aggregate_id, aggregate_type, expected, clinic_id,
+                                            subject, prepared, fresh_key, presumed,
+                                            claimed=count)
+            yield sql, params, True
+            first_id, first_version = prepared[0][0], prepared[0][4]
+            for start in range(STREAM_CHUNK, count, STREAM_CHUNK):
                 chunk = _prepare(aggregate_id, items[start:start + STREAM_CHUNK],
                                  expected + start, metadata, keys)
                 prepared.extend(chunk)
-                if start == 0:
-                    sql, params = _append_statement(
-                        aggregate_id, aggregate_type, expected, clinic_id, subject, chunk,
-                        fresh_key, presumed, claimed=count)
-                    yield sql, params, True
-                else:
-                    first_id, first_version = prepared[0][0], prepared[0][4]
-                    yield _INSERT_FOLLOWING_PG, [
-                        aggregate_id, aggregate_type, aggregate_id, first_version, first_id,
-                        *_insert_arrays(chunk)], True
+                yield _INSERT_FOLLOWING_PG, [
+                    aggregate_id, aggregate_type, aggregate_id, first_version, first_id,
+                    *_insert_arrays(chunk)], True
 
         inserted = [row for rows in pipeline.run_many(statements(), begin=pipeline.can_begin(),
                                                       streamed=True) for row in rows]
@@ -445,6 +448,17 @@ def _append_pg(
             expected=expected, actual=actual,
         )
     return (prepared, *_positions(prepared, inserted))
+
+
+def _fetch_missing_keys(events: Iterable[tuple[UUID, DomainEvent]], keys: dict) -> None:
+    """Put in `keys` the data key of every subject whose personal fields these events (with
+    their stream's id) will seal, reading or creating the missing ones (and refusing destroyed
+    ones) as sealing would."""
+    for aggregate_id, event in events:
+        if event.personal_fields:
+            subject = event.data_subject(aggregate_id)
+            if subject is not None and keys.get(subject) is None:
+                keys[subject] = crypto.key_for_writing(subject)
 
 
 def _insert_arrays(prepared: list[tuple]) -> list[list[Any]]:
@@ -618,23 +632,27 @@ def append_batch(
             for agg_id, first in firsts.items()
         })
         versions = {agg_id: expected_versions[agg_id] for agg_id in counts}
-        prepared = []
-        for item in events:
-            versions[item.aggregate_id] += 1
-            event_id = uuid4()
-            meta = {**item.metadata, "schema_version": item.event.schema_version}
-            plain = item.event.payload()
-            payload = sealing.seal(item.event, plain, event_id, item.aggregate_id, keys)
-            prepared.append((event_id, item, meta, payload, versions[item.aggregate_id], plain))
+        pg = d.vendor == "postgresql"
+        if pg:
+            # Sealing runs while the inserts' exchange is open, where no other statement may
+            # run: read (or create) every key it needs first.
+            _fetch_missing_keys(((item.aggregate_id, item.event) for item in events), keys)
         # Take the time under the lock, so that timestamps rise with positions.
         now = datetime.now(UTC)
-        rows = [
-            (event_id, item.aggregate_id, item.aggregate_type, item.event.event_type, version, now,
-             meta, payload)
-            for event_id, item, meta, payload, version, _ in prepared
-        ]
-        pg = d.vendor == "postgresql"
-        positions = _insert_rows_pg(rows) if pg else _insert_rows(cursor, rows)
+        prepared: list[tuple] = []
+
+        def chunks() -> Iterator[list[tuple]]:
+            for start in range(0, len(events), STREAM_CHUNK):
+                chunk = _prepare_many(events[start:start + STREAM_CHUNK], versions, keys)
+                prepared.extend(chunk)
+                yield [(event_id, item.aggregate_id, item.aggregate_type, item.event.event_type,
+                        version, now, meta, payload)
+                       for event_id, item, meta, payload, version, _ in chunk]
+
+        if pg:
+            positions = _insert_rows_pg(chunks())
+        else:
+            positions = _insert_rows(cursor, [row for chunk in chunks() for row in chunk])
     took = time.perf_counter() - started
     by_type = Counter(item.aggregate_type for item in events)
     for observe in append_observers:
@@ -649,6 +667,21 @@ def append_batch(
         for (event_id, item, meta, _, version, plain), position
         in zip(prepared, positions, strict=True)
     ]
+
+
+def _prepare_many(items: Sequence[StreamEvent], versions: dict[UUID, int],
+                  keys: dict) -> list[tuple]:
+    """Give each event its id, its stream's next version (moving `versions` on) and its
+    metadata, and seal its payload."""
+    prepared = []
+    for item in items:
+        versions[item.aggregate_id] += 1
+        event_id = uuid4()
+        meta = {**item.metadata, "schema_version": item.event.schema_version}
+        plain = item.event.payload()
+        payload = sealing.seal(item.event, plain, event_id, item.aggregate_id, keys)
+        prepared.append((event_id, item, meta, payload, versions[item.aggregate_id], plain))
+    return prepared
 
 
 def _keys_for_sealing(events: Sequence[StreamEvent]) -> dict:
@@ -819,22 +852,32 @@ def _claim_many_sqlite(cursor, new: list, moved: list, now: Any) -> set:
     return claimed
 
 
-def _insert_rows_pg(rows: list[tuple]) -> list[int]:
-    """Insert event rows with one statement of array parameters; return their positions."""
-    columns = list(zip(*rows, strict=True))
-    with binding_cursor() as cursor:
-        # WITH ORDINALITY ... ORDER BY: positions are drawn in the order of the list.
-        cursor.execute(
-            "INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version,"
-            " timestamp, metadata, event_data) SELECT i, a, t, e, v, %b, m::jsonb, d::jsonb"
-            " FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::int[], %b::text[],"
-            " %b::text[]) WITH ORDINALITY AS x (i, a, t, e, v, m, d, n) ORDER BY n"
-            " RETURNING aggregate_id, version, position",
-            [rows[0][5], list(columns[0]), list(columns[1]), list(columns[2]), list(columns[3]),
-             list(columns[4]), [orjson.dumps(m).decode() for m in columns[6]],
-             [orjson.dumps(p).decode() for p in columns[7]]],
-        )
-        by_key = {(agg_id, version): position for agg_id, version, position in cursor.fetchall()}
+def _insert_rows_pg(chunks: Iterable[list[tuple]]) -> list[int]:
+    """Insert event rows, a statement of array parameters per chunk, in one exchange where each
+    is sent as soon as it is made (the server stores one while the next is sealed); return
+    their positions in order."""
+    rows: list[tuple] = []
+
+    def statements() -> Iterator[pipeline.Statement]:
+        for chunk in chunks:
+            rows.extend(chunk)
+            columns = list(zip(*chunk, strict=True))
+            # WITH ORDINALITY ... ORDER BY: positions are drawn in the order of the list.
+            yield (
+                "INSERT INTO event_store (id, aggregate_id, aggregate_type, event_type, version,"
+                " timestamp, metadata, event_data) SELECT i, a, t, e, v, %b, m::jsonb, d::jsonb"
+                " FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::text[], %b::int[],"
+                " %b::text[], %b::text[]) WITH ORDINALITY AS x (i, a, t, e, v, m, d, n)"
+                " ORDER BY n RETURNING aggregate_id, version, position",
+                [chunk[0][5], list(columns[0]), list(columns[1]), list(columns[2]),
+                 list(columns[3]), list(columns[4]), [orjson.dumps(m).decode() for m in columns[6]],
+                 [orjson.dumps(p).decode() for p in columns[7]]],
+                True,
+            )
+
+    answered = pipeline.run_many(statements(), begin=pipeline.can_begin(), streamed=True)
+    by_key = {(agg_id, version): position
+              for part in answered for agg_id, version, position in part}
     return [by_key[(row[1], row[4])] for row in rows]
 
 
