@@ -45,10 +45,11 @@ class RecordedEvent:
 
     @property
     def data(self) -> dict[str, Any]:
-        """Return the (upcast) payload as JSON-ready data."""
-        if self.known_payload is not None:
-            return self.known_payload
-        return self.event.payload()
+        """Return the (upcast) payload as JSON-ready data (shared: never change it)."""
+        if self.known_payload is None:
+            # Kept: a replay hands each event to several projections that read it.
+            object.__setattr__(self, "known_payload", self.event.payload())
+        return self.known_payload  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)

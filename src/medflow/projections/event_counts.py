@@ -3,10 +3,10 @@
 from collections import Counter
 from collections.abc import Sequence
 
+from django.db import connection
 from django.db.models import F
 
 from medflow.eventstore.store import RecordedEvent
-from medflow.projections.bulk import insert_rows
 from medflow.projections.catalog import Projection, register_catch_up
 from medflow.projections.models import EventCount
 
@@ -22,16 +22,17 @@ def count_event(recorded: RecordedEvent) -> None:
 
 
 def count_events(events: Sequence[RecordedEvent]) -> None:
-    """Add a page of events to the counts: one UPDATE per (type, day) already counted."""
+    """Add a page of events to the counts: one upsert per (type, day), in one round trip."""
     counts = Counter((recorded.event_type, recorded.timestamp.date()) for recorded in events)
-    new = []
-    for (event_type, day), count in counts.items():
-        updated = EventCount.objects.filter(event_type=event_type, day=day).update(
-            count=F("count") + count
+    if not counts:
+        return
+    table = connection.ops.quote_name(EventCount._meta.db_table)  # a rebuild's shadow, too
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (event_type, day, count) VALUES (%s, %s, %s)"
+            f" ON CONFLICT (event_type, day) DO UPDATE SET count = {table}.count + excluded.count",
+            [[event_type, day.isoformat(), count] for (event_type, day), count in counts.items()],
         )
-        if not updated:
-            new.append({"event_type": event_type, "day": day, "count": count})
-    insert_rows(EventCount, new)
 
 
 event_counts = register_catch_up(Projection(

@@ -61,7 +61,14 @@ def _create_shadow(model: type[models.Model]) -> None:
         if connection.vendor == "postgresql":
             # LIKE copies columns, defaults, identity, primary key, unique constraints and
             # indexes (with new names), never foreign keys: the shadow must not point at live rows.
-            cursor.execute(f"CREATE TABLE IF NOT EXISTS {_q(shadow)} (LIKE {_q(live)} INCLUDING ALL)")
+            if shadow in connection.introspection.table_names(cursor):
+                return
+            cursor.execute(f"CREATE TABLE {_q(shadow)} (LIKE {_q(live)} INCLUDING ALL)")
+            # Indexes that enforce nothing are built once the rows are in (see
+            # _complete_indexes): a sorted build costs the server far less than an index entry
+            # per row, and the build waits on the server for every page.
+            for name in _secondary_indexes(cursor, shadow):
+                cursor.execute(f"DROP INDEX {_q(name)}")
             return
         if shadow in connection.introspection.table_names(cursor):
             return
@@ -77,6 +84,31 @@ def _create_shadow(model: type[models.Model]) -> None:
         for index, sql in cursor.fetchall():
             sql = sql.replace(_q(index), _q(index + SUFFIX), 1).replace(_q(live), _q(shadow), 1)
             cursor.execute(sql)
+
+
+def _secondary_indexes(cursor, table: str) -> list[str]:
+    """Return the names of a PostgreSQL table's indexes that are neither unique nor behind a
+    constraint."""
+    cursor.execute(
+        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+        " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique AND NOT EXISTS"
+        " (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)", [_q(table)],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _complete_indexes(model: type[models.Model]) -> None:
+    """Build on the shadow table each index of the live one that it lacks (PostgreSQL)."""
+    live, shadow = model._meta.db_table, model._meta.db_table + SUFFIX
+    with connection.cursor() as cursor:
+        have = _indexes(cursor, shadow) or {}
+        cursor.execute(
+            "SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x"
+            " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique", [_q(live)])
+        for (definition,) in cursor.fetchall():
+            key = _index_key(definition)
+            if key not in have:
+                cursor.execute(f"CREATE INDEX ON {_q(shadow)} {key}")
 
 
 def drop_shadows(projection: Projection) -> None:
@@ -140,9 +172,23 @@ def _apply_page(
             checkpoint.processed += len(events)
             checkpoint.updated_at = timezone.now()
             moved.append(checkpoint)
-    # One statement for all the checkpoints of the page (in its transaction), not one each.
-    Checkpoint.objects.bulk_update(moved, ["position", "processed", "updated_at"])
+    _save_checkpoints(moved)
     return len(page.events), page.last
+
+
+def _save_checkpoints(moved: list[Checkpoint]) -> None:
+    """Store the checkpoints' positions, counts and times in one round trip (in the page's
+    transaction); the ORM's bulk_update builds a CASE expression per field, in Python, for each
+    page."""
+    if not moved:
+        return
+    table = _q(Checkpoint._meta.db_table)
+    d = dialect()
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET position = %s, processed = %s, updated_at = %s WHERE name = %s",
+            [[c.position, c.processed, d.time_in(c.updated_at), c.name] for c in moved],
+        )
 
 
 def _locked_checkpoints(projections: Sequence[Projection]) -> dict[str, Checkpoint]:
@@ -227,6 +273,7 @@ def rebuild_many(
         with connection.cursor() as cursor:
             for projection in projections:
                 for model in projection.tables:
+                    _complete_indexes(model)
                     # Fresh statistics, so that queries plan well on a renamed-in table.
                     cursor.execute(f"ANALYZE {_q(model._meta.db_table + SUFFIX)}")
     replayed = {}
@@ -282,11 +329,14 @@ def _indexes(cursor, table: str) -> dict[str, tuple[str, str | None]] | None:
         " WHERE x.indrelid = to_regclass(%s)", [_q(table)],
     )
     rows = cursor.fetchall()
-    found = {
-        re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+ ", r"\1", definition): (name, constraint)
-        for name, definition, constraint in rows
-    }
+    found = {_index_key(definition): (name, constraint) for name, definition, constraint in rows}
     return found if len(found) == len(rows) else None
+
+
+def _index_key(definition: str) -> str:
+    """Return an index definition less its name and table: "USING btree (a, b)", with
+    "UNIQUE " first for a unique one."""
+    return re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON \S+ ", r"\1", definition)
 
 
 def _can_rename(cursor, model: type[models.Model]) -> bool:
