@@ -61,13 +61,19 @@ class DomainEvent(BaseModel):
 
     def summary(self) -> str:
         """Return a one-line human description (subclasses say more)."""
-        return re.sub(r"(?<!^)(?=[A-Z])", " ", self.event_type).capitalize()
+        return _spelt_out(self.event_type)
 
     def payload(self) -> dict[str, Any]:
         """Return the JSON-ready payload, leaving out top-level fields the command did not set
         (nested objects are kept whole, defaults included)."""
         # warnings=False: a redacted event (built unvalidated) holds "[redacted]" in typed fields.
         return self.model_dump(mode="json", warnings=False, include=self.model_fields_set)
+
+
+@functools.cache
+def _spelt_out(event_type: str) -> str:
+    # "PatientUpdated" -> "Patient updated", once per type (a replay summarises every event).
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", event_type).capitalize()
 
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

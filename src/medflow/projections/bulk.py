@@ -9,6 +9,7 @@ COPY, elsewhere with one multi-row INSERT per chunk; changed rows get one UPDATE
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -118,9 +119,25 @@ def _as_date(value: Any) -> Any:
     return value.date()
 
 
-_BINARY_CONVERTERS: dict[str, Convert] = {
-    "uuid": _as_uuid, "text": _as_str, "float8": _as_float, "timestamptz": _as_aware,
-    "date": _as_date,
+_NONE = type(None)
+
+
+def _aware_only(values: tuple) -> bool:
+    return {type(v) for v in values} <= {datetime, _NONE} and None not in map(
+        _TZINFO, filter(None, values))
+
+
+_TZINFO = attrgetter("tzinfo")
+
+# Per column type: what brings a value to the Python type the binary dumper takes, and a test
+# that a whole column needs none of it (run at C speed over a page of rows, where calling the
+# converter on every value costs a microsecond a row).
+_BINARY_CONVERTERS: dict[str, tuple[Convert, Callable[[tuple], bool]]] = {
+    "uuid": (_as_uuid, lambda values: set(map(type, values)) <= {UUID, _NONE}),
+    "text": (_as_str, lambda values: set(map(type, values)) <= {str, _NONE}),
+    "float8": (_as_float, lambda values: set(map(type, values)) <= {float, _NONE}),
+    "timestamptz": (_as_aware, _aware_only),
+    "date": (_as_date, lambda values: set(map(type, values)) <= {date, _NONE}),
 }
 
 
@@ -156,7 +173,7 @@ class Table:
         self._encoding = [(i, enc) for i, enc in enumerate(self.encoders) if enc is not _same]
         self.json_columns = {f.attname for f in self.fields if f.get_internal_type() == "JSONField"}
         self.binary_types = self._binary_types() if vendor == "postgresql" else None
-        self._converting = [(index, _BINARY_CONVERTERS[kind])
+        self._converting = [(index, *_BINARY_CONVERTERS[kind])
                             for index, kind in enumerate(self.binary_types or ())
                             if kind in _BINARY_CONVERTERS]
 
@@ -175,12 +192,17 @@ class Table:
                 return None
         return types
 
-    def encode_binary(self, row: Row) -> list[Any]:
-        """Return the row's column values as COPY sends them in binary (see `binary_types`)."""
-        values = self.encode(row)
-        for index, convert in self._converting:
-            values[index] = convert(values[index])
-        return values
+    def encode_binary(self, rows: Sequence[Row]) -> list[list[Any]]:
+        """Return the rows' column values as COPY sends them in binary (see `binary_types`)."""
+        encoded = [self.encode(row) for row in rows]
+        if not encoded:
+            return encoded
+        columns = list(zip(*encoded, strict=True))
+        for index, convert, clean in self._converting:
+            if not clean(columns[index]):
+                for values in encoded:
+                    values[index] = convert(values[index])
+        return encoded
 
     @classmethod
     def of(cls, model: type[models.Model]) -> "Table":
@@ -220,11 +242,11 @@ def insert_rows(model: type[models.Model], rows: Sequence[Row]) -> None:
             # server reads it without parsing (a rebuild copies a timeline row per event).
             # Found by its oid (set_types): the Python type it is registered for is never used.
             raw.adapters.register_dumper(_JsonbFromText, _JsonbFromText)
-            encode = table.encode_binary
+            encoded = table.encode_binary(rows)
             with raw.copy(f"COPY {_q(table.name)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(table.binary_types)
-                for row in rows:
-                    copy.write_row(encode(row))
+                for values in encoded:
+                    copy.write_row(values)
             return
         width = len(table.fields)
         one = "(" + ", ".join(["%s"] * width) + ")"
