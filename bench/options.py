@@ -25,6 +25,7 @@ class Workload:
     snapshot_lag: int = 10  # events between the snapshot and the head of the long stream
     clients: int = 8  # concurrent client processes of the concurrent scenario
     rebuild_events: int = 1_000_000  # events in the log that the projections are rebuilt from
+    rebuild_batch: int = 5_000  # log page of the rebuild, its raw floor and the peer's read
     events_per_patient: int = 50  # stream length of the rebuild log (registration + updates)
     reads: int = 2_000  # timed patient reads (random patients) on the rebuilt read models
     partition_events: int = 360_000  # other events in event_store beside the streams loaded
@@ -100,6 +101,8 @@ def workload_from(args: argparse.Namespace) -> Workload:
         raise SystemExit("--snapshot-lag must be between 1 and --stream - 1")
     if workload.clients < 1 or workload.n < 2 * workload.clients:
         raise SystemExit("--clients must be at least 1, and --n at least twice --clients")
+    if workload.rebuild_batch < 1:
+        raise SystemExit("--rebuild-batch must be at least 1")
     if workload.events_per_patient < 2 or workload.rebuild_events < workload.events_per_patient:
         raise SystemExit("--events-per-patient must be at least 2 and at most --rebuild-events")
     if workload.partition_months < 2 or workload.partition_stream < workload.partition_months:

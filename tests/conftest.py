@@ -144,3 +144,37 @@ def _access_log_flushable(request):
     yield
     with connection.schema_editor() as editor:
         triggers.backwards(None, editor)
+
+
+@pytest.fixture
+def exchanges(monkeypatch):
+    """Record what each pipelined round trip sent: BEGIN, PREPARE, EXECUTE, COMMIT, SYNC. An
+    exchange may send its commands in several parts (streamed); it ends with the Sync, and
+    `.parts` holds how many parts each one had."""
+    from medflow.eventstore import pipeline
+
+    class Exchanges(list):
+        parts: list[int] = []
+
+    sent = Exchanges()
+    sent.parts = []
+    real = pipeline._communicate
+    part: list[str] = []
+    count = [0]
+
+    def spy(conn, pgconn, commands):
+        names = {"send_prepare": "PREPARE", "send_query_prepared": "EXECUTE",
+                 "send_query_params": "EXECUTE", "pipeline_sync": "SYNC"}
+        part.extend(c.args[0].decode() if getattr(c, "args", None) and c.args[0] in
+                    (b"BEGIN", b"COMMIT") else names[getattr(c, "func", c).__name__]
+                    for c in commands)
+        count[0] += 1
+        if part and part[-1] == "SYNC":
+            sent.append(list(part))
+            sent.parts.append(count[0])
+            part.clear()
+            count[0] = 0
+        return real(conn, pgconn, commands)
+
+    monkeypatch.setattr(pipeline, "_communicate", spy)
+    return sent

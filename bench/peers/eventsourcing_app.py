@@ -264,7 +264,7 @@ def log_scenarios(app: PatientApp, workload: Workload) -> dict:
         start = now_ns()
         seen, after = 0, first_id
         while True:
-            notes = recorder.select_notifications(start=after, limit=workload.batch,
+            notes = recorder.select_notifications(start=after, limit=workload.rebuild_batch,
                                                   inclusive_of_start=False)
             if not notes:
                 break
@@ -278,7 +278,7 @@ def log_scenarios(app: PatientApp, workload: Workload) -> dict:
             raise RuntimeError(f"eventsourcing: read {seen} notifications, not {total}")
         key = "es_read_log_decoded" if decode else "es_read_log"
         figures[key] = {
-            "call": f"recorder.select_notifications(limit={workload.batch}) pages"
+            "call": f"recorder.select_notifications(limit={workload.rebuild_batch}) pages"
                     + (" + mapper.to_domain_event" if decode else ""),
             "events": seen, "seconds": round(seconds, 2), "events_per_s": round(seen / seconds, 1),
         }

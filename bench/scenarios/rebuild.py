@@ -6,7 +6,7 @@ touched while writing). Then `rebuild.rebuild_many` rebuilds every projection of
 in one pass over the log (what `medflow projections rebuild --all` runs): each page of the log
 goes to every projection's shadow tables, then each is swapped in.
 
-Raw floor (plain driver, one pass): read the log in pages of `--batch` rows by position and, per
+Raw floor (plain driver, one pass): read the log in pages of `--rebuild-batch` rows by position and, per
 page, insert one timeline-shaped row per event and insert or update one patient-read-model-shaped
 row per patient of the page, into scratch copies of those two tables. It decodes nothing: the
 payload text goes into the JSON columns as stored, the other columns take placeholders.
@@ -208,8 +208,8 @@ def run(workload: Workload) -> dict:
     say(f"    writing a log of {workload.rebuild_patients * workload.events_per_patient:,} events ...")
     log = build_log(workload)
     say(f"    wrote it in {log['seconds']} s; raw floor ...")
-    floor = raw_floor(workload.batch)
-    figures = rebuild_all(workload.batch)
+    floor = raw_floor(workload.rebuild_batch)
+    figures = rebuild_all(workload.rebuild_batch)
     return {
         "rebuild_log": {**log, "written_at": datetime.now(UTC).isoformat(timespec="seconds")},
         "rebuild_all": figures,

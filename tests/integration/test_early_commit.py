@@ -15,6 +15,7 @@ from medflow.patients import services
 from medflow.patients.models import PatientReadModel
 from medflow.patients.services import register_patient, update_patient
 from medflow.timeline.models import TimelineEntry
+from tests.support.exchanges import forget_prepared
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,36 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def new_patient(clinic, mrn="E-1"):
     return register_patient(system_context("t"), clinic_id=clinic.id, mrn=mrn, given_names="Ida",
                             family_name="Noddack", birth_date="1896-02-25").aggregate_id
-
-
-@pytest.fixture
-def exchanges(monkeypatch):
-    """Record what each pipelined round trip sent: BEGIN, PREPARE, EXECUTE, COMMIT, SYNC (an
-    exchange may send its commands in several parts; it ends with the Sync)."""
-    sent: list[list[str]] = []
-    real = pipeline._communicate
-    part: list[str] = []
-
-    def spy(conn, pgconn, commands):
-        names = {"send_prepare": "PREPARE", "send_query_prepared": "EXECUTE",
-                 "send_query_params": "EXECUTE", "pipeline_sync": "SYNC"}
-        part.extend(c.args[0].decode() if getattr(c, "args", None) and c.args[0] in
-                    (b"BEGIN", b"COMMIT") else names[getattr(c, "func", c).__name__]
-                    for c in commands)
-        if part and part[-1] == "SYNC":
-            sent.append(list(part))
-            part.clear()
-        return real(conn, pgconn, commands)
-
-    monkeypatch.setattr(pipeline, "_communicate", spy)
-    return sent
-
-
-def forget_prepared():
-    """Drop every prepared statement of the connection, as psycopg does after a rollback."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("DEALLOCATE ALL")
 
 
 def committed_version(patient_id) -> int:

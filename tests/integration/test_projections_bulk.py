@@ -1,12 +1,16 @@
 """The bulk row writer of the projections' batch paths: what it stores equals what the ORM stores."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
 
 from medflow.clinical.models import EncounterRecord, LatestVitalSign
 from medflow.projections.bulk import insert_rows, load_rows, update_rows
+from medflow.projections.event_counts import count_events
+from medflow.projections.models import EventCount
+from medflow.timeline.models import TimelineEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +94,54 @@ def test_loaded_times_carry_the_time_zone_the_orm_gives_them():
     # psycopg's C parser on PostgreSQL, Django's converters on SQLite: the same aware value.
     assert loaded["created_at"] == from_orm.created_at == T0
     assert loaded["created_at"].tzinfo is from_orm.created_at.tzinfo
+
+
+def entry(position: int, **values) -> dict:
+    return {"position": position, "event_id": uuid4(), "patient_id": uuid4(),
+            "aggregate_id": uuid4(), "aggregate_type": "Patient", "event_type": "PatientUpdated",
+            "version": 1, "kind": "patient", "summary": "Patient updated", "occurred_at": T0,
+            "recorded_at": T0, "username": "u", "role": "nurse", "reason": "", "data": {},
+            **values}
+
+
+def test_inserted_rows_read_back_as_the_orm_would_store_them_whatever_the_value_types():
+    # COPY sends values in binary on PostgreSQL: each value is first brought to its column's
+    # type, as the server would read it from text.
+    event_id, patient_id = uuid4(), uuid4()
+    typed = entry(9_000_001, data={"deep": {"list": [1, 2.5, None]}, "s": "é"})
+    loose = entry(
+        9_000_002, event_id=str(event_id), patient_id=str(patient_id),
+        occurred_at=T1.isoformat(),  # ISO text
+        recorded_at=T0.replace(tzinfo=None).isoformat(),  # naive text: UTC
+        summary=42, data=[1, "two", None],
+    )
+    insert_rows(TimelineEntry, [typed, loose])
+    got = {row.position: row for row in TimelineEntry.objects.filter(
+        position__in=[typed["position"], loose["position"]])}
+    first, second = got[typed["position"]], got[loose["position"]]
+    assert (first.event_id, first.occurred_at, first.data) == (
+        typed["event_id"], T0, typed["data"])
+    assert (second.event_id, second.patient_id) == (event_id, patient_id)
+    assert (second.occurred_at, second.recorded_at) == (T1, T0)
+    assert (second.summary, second.data) == ("42", [1, "two", None])
+    # Dates as dates, as datetimes and as text; whole rows of one type need no converting.
+    insert_rows(EventCount, [
+        {"event_type": "A", "day": date(2026, 1, 2), "count": 1},
+        {"event_type": "B", "day": T1, "count": 2},
+        {"event_type": "C", "day": "2026-03-04", "count": 3},
+    ])
+    assert dict(EventCount.objects.filter(event_type__in="ABC").values_list(
+        "event_type", "day")) == {"A": date(2026, 1, 2), "B": T1.date(), "C": date(2026, 3, 4)}
+
+
+def test_event_counts_add_a_page_to_the_counts_already_stored():
+    day = T0.date()
+
+    def recorded(event_type, when=T0):
+        return SimpleNamespace(event_type=event_type, timestamp=when)
+
+    count_events([recorded("X"), recorded("X"), recorded("Y")])
+    count_events([recorded("X"), recorded("X", T1), recorded("Z")])
+    assert {(c.event_type, c.day, c.count) for c in EventCount.objects.filter(
+        event_type__in=["X", "Y", "Z"])} == {
+        ("X", day, 3), ("Y", day, 1), ("X", T1.date(), 1), ("Z", day, 1)}

@@ -10,6 +10,7 @@ from medflow.access.domain import ClinicCreated, StaffRoleGranted, StaffRoleRevo
 from medflow.errors import InvalidInput, VersionConflict
 from medflow.eventstore import store
 from medflow.eventstore.models import StoredEvent, Stream
+from medflow.patients.domain import Address, PatientUpdated
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,14 @@ def test_backend_settings(backend):
             assert cursor.fetchone()[0] == 2  # FULL
     else:
         assert backend == "postgresql"
+
+
+def test_a_read_events_data_is_its_payload_as_recorded():
+    stream = uuid.uuid4()
+    (recorded,) = store.append(stream, "Patient", [PatientUpdated(
+        phone="+1 555 0100", email="ada@example.org", address=Address(lines=["1 Main St"]))],
+        0, META)
+    (loaded,) = store.load(stream)
+    # Its sealed fields opened (kept as read on PostgreSQL, dumped again elsewhere).
+    assert loaded.data == recorded.data == loaded.event.payload()
+    assert loaded.data["phone"] == "+1 555 0100" and "_sealed" not in loaded.data

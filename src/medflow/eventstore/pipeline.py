@@ -90,7 +90,8 @@ def run_many(statements: Iterable[Statement], *, begin: bool = False, commit: bo
     return the rows of each; the first that fails stops the others, and its error is raised.
 
     With `streamed`, each statement is sent as soon as the iterable yields it, so that the server
-    runs it while the client makes the next (a large append, sealed and encoded in chunks)."""
+    runs it while the client makes the next (a large append, sealed and encoded in chunks). The
+    iterable must not run statements itself (they are refused with a RuntimeError)."""
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
     statements = iter(statements)
@@ -101,11 +102,20 @@ def run_many(statements: Iterable[Statement], *, begin: bool = False, commit: bo
     sent: list[Statement] = []
 
     def execute(sql: str, params: Any, many: bool, context: dict) -> list[list[tuple]]:
-        return _send(db.connection, statements, sent, begin, commit, streamed)
+        if not streamed:
+            return _send(db.connection, statements, sent, begin, commit, streamed)
+        # The iterable runs while the exchange holds the connection: a statement of its own
+        # would wait for it for ever (or read its answers). Refuse it instead.
+        with db.execute_wrapper(_inside_exchange):
+            return _send(db.connection, statements, sent, begin, commit, streamed)
 
     with logged(db, sent), db.wrap_database_errors:
         # The wrappers see the first statement: the others are not made yet when streamed.
         return wrapped(db, execute)(first[0], first[1], False, {"connection": db, "cursor": None})
+
+
+def _inside_exchange(execute: Callable, sql: str, params: Any, many: bool, context: dict) -> Any:
+    raise RuntimeError(f"a statement ran while a streamed exchange was open: {sql[:60]}")
 
 
 def wrapped(db: Any, execute: Callable[..., Any]) -> Callable[..., Any]:

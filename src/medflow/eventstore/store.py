@@ -102,7 +102,9 @@ def decode_row(
     event_id = d.uuid_out(row[0])
     if keys is None:
         keys = crypto.keys_for_reading(sealing.subjects([data]))
-    event, redacted = _open_event(event_id, row[4], metadata.get("schema_version", 1), data, keys)
+    schema_version = metadata.get("schema_version", 1)
+    opened, redacted = sealing.open_payload(data, event_id, keys)
+    event = registry.decode(row[4], schema_version, opened, redacted=redacted)
     return RecordedEvent(
         id=event_id,
         position=row[1],
@@ -114,6 +116,12 @@ def decode_row(
         metadata=metadata,
         event=event,
         redacted=bool(redacted),
+        # The payload as stored is the payload as recorded (`payload()` at the append), unless
+        # it was upcast or redacted: kept, a replay need not dump every event again. Only where
+        # JSON is kept as jsonb: the opened fields come last, and elsewhere JSON text keeps the
+        # order of its keys.
+        known_payload=opened if (d.vendor == "postgresql" and not redacted
+                                 and schema_version == event.schema_version) else None,
     )
 
 

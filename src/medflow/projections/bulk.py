@@ -15,6 +15,7 @@ from uuid import UUID
 
 import orjson
 from django.db import connection, models
+from django.utils import timezone
 from psycopg import postgres, pq
 from psycopg.adapt import Dumper
 
@@ -63,7 +64,7 @@ def _converter(field: models.Field, vendor: str) -> Convert:
         return to_datetime
     if kind == "DateField":
         def to_date(v: Any) -> Any:
-            if v is not None and not isinstance(v, date):
+            if v is not None and (isinstance(v, datetime) or not isinstance(v, date)):
                 v = field.to_python(v)
             return ops.adapt_datefield_value(v)
 
@@ -112,10 +113,16 @@ def _as_aware(value: Any) -> Any:
 
 
 def _as_date(value: Any) -> Any:
+    """Return the value as a date, as DateField.to_python makes it (an aware datetime's date
+    in the default time zone)."""
     if value is None or type(value) is date:
         return value
     if isinstance(value, str):
-        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value).date()
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        value = datetime.fromisoformat(value)
+    if timezone.is_aware(value):
+        value = timezone.make_naive(value, timezone.get_default_timezone())
     return value.date()
 
 
