@@ -2,15 +2,17 @@
 several statements, each sent as soon as its events are sealed (eventstore.pipeline, streamed);
 on SQLite the same calls store the same."""
 
+import time
 import uuid
 
 import pytest
-from django.db import connection, transaction
+from django.db import DataError, ProgrammingError, connection, transaction
 
 from medflow.errors import RuleViolated, VersionConflict
-from medflow.eventstore import crypto, sealing, store
-from medflow.eventstore.models import StoredEvent
+from medflow.eventstore import crypto, pipeline, sealing, store
+from medflow.eventstore.models import StoredEvent, Stream
 from medflow.patients.domain import PatientUpdated
+from medflow.scheduling.domain import AppointmentCancelled
 from tests.support.exchanges import forget_prepared
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +140,62 @@ def test_a_statement_run_while_the_parts_are_made_is_refused(monkeypatch):
     with pytest.raises(RuntimeError, match="streamed exchange"), transaction.atomic():
         store.append_batch(items, {item.aggregate_id: 0 for item in items})
     assert not StoredEvent.objects.filter(aggregate_id=items[0].aggregate_id).exists()
+
+
+def test_a_forgotten_patients_events_without_personal_data_still_append():
+    # A cancellation without a reason carries nothing sealed: no key is needed, so a patient
+    # forgotten since may still have it recorded.
+    patient = uuid.uuid4()
+    store.append(patient, "Patient", phones(1), 0, META)
+    crypto.destroy(patient)
+    cancelled = [AppointmentCancelled(patient_id=patient) for _ in range(COUNT)]
+    stream = uuid.uuid4()
+    assert store.append(stream, "Appointment", cancelled, 0, META)[-1].version == COUNT
+    items = [store.StreamEvent(uuid.uuid4(), "Appointment", event, {}) for event in cancelled]
+    store.append_batch(items, {item.aggregate_id: 0 for item in items})
+    assert StoredEvent.objects.filter(aggregate_id=items[-1].aggregate_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_repeated_in_one_exchange_is_prepared_once(exchanges):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL matter")
+    connection.ensure_connection()
+    pipeline._prepared.pop(connection.connection, None)  # as on a new connection
+    store.append(uuid.uuid4(), "Patient", phones(COUNT), 0, META)
+    # The first statement and the one each later part repeats: two names, each used again.
+    assert exchanges[-1].count("PREPARE") == 2
+    store.append(uuid.uuid4(), "Patient", phones(COUNT), 0, META)
+    assert exchanges[-1].count("PREPARE") == 0
+
+
+def test_a_part_that_cannot_be_sent_ends_the_exchange_and_the_connection_goes_on():
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL exchange")
+    stream = uuid.uuid4()
+
+    def statements():
+        yield ("INSERT INTO streams (aggregate_id, aggregate_type, version, created_at,"
+               " updated_at) VALUES (%s, 'X', 1, now(), now())", [stream], False)
+        yield "SELECT %s", [object()], False  # no adapter for it
+
+    with pytest.raises(ProgrammingError, match="cannot adapt"), transaction.atomic():
+        pipeline.run_many(statements(), streamed=True)
+    assert not Stream.objects.filter(aggregate_id=stream).exists()
+
+
+def test_a_server_error_in_a_stream_stops_it_and_is_the_error_raised():
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL exchange")
+    made = []
+
+    def statements():
+        for index in range(50):
+            made.append(index)
+            yield "SELECT 1 / %s", [0 if index == 0 else 1], False
+            time.sleep(0.05)  # time for the first one's error to come back
+        raise RuntimeError("not reached: the stream stops at the error")
+
+    with pytest.raises(DataError, match="division by zero"), transaction.atomic():
+        pipeline.run_many(statements(), streamed=True)
+    assert len(made) < 50

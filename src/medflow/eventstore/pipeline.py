@@ -159,77 +159,52 @@ def _send(conn: Any, statements: Iterator[Statement], sent: list[Statement], beg
     except errors.InvalidSqlStatementName:
         if not begin:
             raise
-    # Only BEGIN ran before the lost statement: end that transaction and start again (with the
-    # statements made already: the iterable is spent).
+    # Only BEGIN ran before the lost statement: end that transaction and start again, with the
+    # statements made already, then any not made yet.
     conn.rollback()
-    again = list(sent)
+    again = itertools.chain(list(sent), statements)
     sent.clear()
-    return _send_once(conn, iter(again), sent, begin, commit, streamed=False)
+    return _send_once(conn, again, sent, begin, commit, streamed)
 
 
 def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement], begin: bool,
                commit: bool, streamed: bool) -> list[list[tuple]]:
     with conn.lock:
         pgconn = conn.pgconn
-        names = _prepared.setdefault(conn, {})
         # A statement found gone (psycopg deallocates them all after a rollback) is prepared
         # again by running anew from BEGIN (see _send). Inside a transaction begun before,
         # only the caller could run it anew: a command does (see `statement_lost`); a stream
         # has no one to, so its statements go unnamed.
         named = conn.prepare_threshold is not None and (begin or not streamed)
-        commands = _Queue()
+        queue = _Queue(conn, _prepared.setdefault(conn, {}) if named else None)
         if begin:
-            commands.append(partial(pgconn.send_query_params, _begin_command(conn), None))
-        preparing: list[tuple] = []
+            queue.append(partial(pgconn.send_query_params, _begin_command(conn), None))
         loaders = []
         fetched: list[Any] = []
         pgconn.enter_pipeline_mode()
         try:
-            while True:
-                try:
-                    statement = next(statements)
-                except StopIteration:
-                    break
-                except BaseException:
-                    # Making the next statement failed: end the exchange before the error
-                    # goes on (the caller's transaction rolls back).
-                    commands.append(pgconn.pipeline_sync)
-                    _drain(conn, pgconn, commands)
-                    raise
-                sent.append(statement)
-                sql, params, binary = statement
-                query, wanted = _convert(sql)
-                tx = Transformer.from_context(conn)
-                values = tx.dump_sequence(params, wanted)
-                types, formats = tx.types or (), tx.formats
-                result_format = pq.Format.BINARY if binary else pq.Format.TEXT
-                if not named:
-                    # The unnamed statement, planned each time: preparing is off
-                    # (MEDFLOW_DB_PREPARE=off, behind a pooler that shares server sessions), or
-                    # a name found gone could not be prepared again in place.
-                    commands.append(partial(
-                        pgconn.send_query_params, query, values, param_types=types,
-                        param_formats=formats, result_format=result_format))
-                else:
-                    key = (query, types)
-                    name = names.get(key)
-                    if name is None:
-                        name = f"medflow_pipelined_{os.getpid()}_{next(_names)}".encode()
-                        commands.append(partial(pgconn.send_prepare, name, query,
-                                                param_types=types))
-                        preparing.append((key, name, commands.queued - 1))
-                    commands.append(partial(
-                        pgconn.send_query_prepared, name, values, param_formats=formats,
-                        result_format=result_format))
-                loaders.append((tx, commands.queued - 1))
-                if streamed:
-                    # Send it now (reading what answers have come): the server runs it while
-                    # the next is made.
-                    fetched += _communicate(conn, pgconn, commands)
+            try:
+                for statement in statements:
+                    sent.append(statement)
+                    loaders.append(queue.statement(*statement))
+                    if streamed:
+                        # Send it now (reading what answers have come): the server runs it
+                        # while the next is made.
+                        fetched += _communicate(conn, pgconn, queue)
+                        if any(r.status == pq.ExecStatus.FATAL_ERROR for r in fetched):
+                            break  # the server skips the rest up to the Sync: make no more
+            except BaseException:
+                # Making or queuing a statement failed: send nothing more of it, end the
+                # exchange (what was sent rolls back with the caller's transaction), and let
+                # the error through.
+                queue.clear()
+                queue.append(pgconn.pipeline_sync)
+                _drain(conn, pgconn, queue)
+                raise
             if commit:
-                commands.append(partial(pgconn.send_query_params, b"COMMIT", None))
-            commands.append(pgconn.pipeline_sync)
-            fetched += _drain(conn, pgconn, commands)
+                queue.append(partial(pgconn.send_query_params, b"COMMIT", None))
+            queue.append(pgconn.pipeline_sync)
+            fetched += _drain(conn, pgconn, queue)
         except BaseException:
             # Let the first error through. A connection left in pipeline mode (results still
             # to come, after an interrupt) is closed, never used again half-way.
@@ -240,17 +215,14 @@ def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement]
             raise
         pgconn.exit_pipeline_mode()
         results = [r for r in fetched if r.status != pq.ExecStatus.PIPELINE_SYNC]
-        for key, name, index in preparing:
-            if results[index].status == pq.ExecStatus.COMMAND_OK:
-                names[key] = name
+        queue.remember_prepared(results)
         error = next((r for r in results if r.status == pq.ExecStatus.FATAL_ERROR), None)
         if error is not None:
             state = error.error_field(pq.DiagnosticField.SQLSTATE)
-            if state == b"26000":
-                names.clear()  # gone with a DEALLOCATE ALL: prepare each anew
-            elif state == b"0A000":
-                # "cached plan must not change result type": prepare every one anew.
-                names.clear()
+            if state in (b"26000", b"0A000"):
+                # Gone with a DEALLOCATE ALL, or "cached plan must not change result type":
+                # prepare every one anew.
+                queue.names.clear()
             raise errors.error_from_result(error, encoding=conn.info.encoding)
         rows: list[list[tuple]] = []
         for tx, index in loaders:
@@ -264,14 +236,54 @@ def _send_once(conn: Any, statements: Iterator[Statement], sent: list[Statement]
 
 
 class _Queue(deque):
-    """Commands waiting to be sent, and how many were queued in all (each answers with one
-    result, but the Sync's, which is left out)."""
+    """An exchange's commands waiting to be sent, and how many were queued in all (each answers
+    with one result, but the Sync's, which is left out)."""
 
-    queued = 0
+    def __init__(self, conn: Any, names: dict[tuple, bytes] | None) -> None:
+        super().__init__()
+        self.conn = conn
+        # The connection's prepared statements by (query, parameter types); None: unnamed.
+        self.names = names if names is not None else {}
+        self.named = names is not None
+        # Those this exchange prepares: used again within it, kept once their PREPARE succeeded.
+        self.preparing: dict[tuple, tuple[bytes, int]] = {}
+        self.queued = 0
 
     def append(self, command: Any) -> None:
         self.queued += 1
         super().append(command)
+
+    def statement(self, sql: str, params: Sequence[Any], binary: bool) -> tuple[Any, int]:
+        """Queue a statement (placeholders %s, %b, %t), prepared by name first when it is new;
+        return what loads its rows, and the index of its result."""
+        pgconn = self.conn.pgconn
+        query, wanted = _convert(sql)
+        tx = Transformer.from_context(self.conn)
+        values = tx.dump_sequence(params, wanted)
+        types, formats = tx.types or (), tx.formats
+        result_format = pq.Format.BINARY if binary else pq.Format.TEXT
+        if not self.named:
+            # The unnamed statement, planned each time: preparing is off (MEDFLOW_DB_PREPARE=off,
+            # behind a pooler that shares server sessions), or a name found gone could not be
+            # prepared again in place.
+            self.append(partial(pgconn.send_query_params, query, values, param_types=types,
+                                param_formats=formats, result_format=result_format))
+            return tx, self.queued - 1
+        key = (query, types)
+        name = self.names.get(key) or self.preparing.get(key, (None, 0))[0]
+        if name is None:
+            name = f"medflow_pipelined_{os.getpid()}_{next(_names)}".encode()
+            self.append(partial(pgconn.send_prepare, name, query, param_types=types))
+            self.preparing[key] = (name, self.queued - 1)
+        self.append(partial(pgconn.send_query_prepared, name, values, param_formats=formats,
+                            result_format=result_format))
+        return tx, self.queued - 1
+
+    def remember_prepared(self, results: list[Any]) -> None:
+        """Keep the names whose PREPARE succeeded, for the connection's next exchanges."""
+        for key, (name, index) in self.preparing.items():
+            if results[index].status == pq.ExecStatus.COMMAND_OK:
+                self.names[key] = name
 
 
 def _communicate(conn: Any, pgconn: Any, commands: deque) -> list[Any]:

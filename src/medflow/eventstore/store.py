@@ -462,9 +462,9 @@ def _append_pg(
 def _fetch_missing_keys(events: Iterable[tuple[UUID, DomainEvent]], keys: dict) -> None:
     """Put in `keys` the data key of every subject whose personal fields these events (with
     their stream's id) will seal, reading or creating the missing ones (and refusing destroyed
-    ones) as sealing would."""
+    ones) as sealing would: only for events with a personal field set."""
     for aggregate_id, event in events:
-        if event.personal_fields:
+        if not event.personal_fields.isdisjoint(event.model_fields_set):
             subject = event.data_subject(aggregate_id)
             if subject is not None and keys.get(subject) is None:
                 keys[subject] = crypto.key_for_writing(subject)

@@ -243,6 +243,8 @@ def _analyze_shadows(projections: Sequence[Projection]) -> None:
         for projection in projections:
             for model in projection.tables:
                 cursor.execute(f"ANALYZE {_q(model._meta.db_table + SUFFIX)}")
+        # Inside a caller's transaction (a consistency check), SET LOCAL would last until it ends.
+        cursor.execute("SET LOCAL default_statistics_target TO DEFAULT")
 
 
 def build_shadow(
