@@ -4,11 +4,13 @@ psycopg sends BEGIN on its own before a transaction's first statement, and Djang
 COMMIT on its own after the last: two of a command's round trips that carry no work. Here
 statements go through libpq's pipeline mode, after BEGIN or before COMMIT when asked, with one
 Sync: the server runs them in order and answers them together (and, after an error, skips the
-rest up to the Sync).
+rest up to the Sync). A streamed exchange sends each statement as soon as it is made, so that
+the server runs one while the client makes the next (a large append, sealed in parts).
 
 Each statement is prepared on the server the first time it is seen on a connection (by its text
 and parameter types) and executed by name afterwards, as psycopg's cursor does for hot
-statements; with preparing off (MEDFLOW_DB_PREPARE=off) it goes unnamed, planned each time.
+statements; with preparing off (MEDFLOW_DB_PREPARE=off), or in a streamed exchange inside a
+transaction begun before, it goes unnamed, planned each time.
 They still pass through the connection's execute wrappers (the slow-query log) and
 its query log (DEBUG, tests), and their errors come out as Django's.
 """
