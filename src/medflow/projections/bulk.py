@@ -127,14 +127,12 @@ def _as_date(value: Any) -> Any:
 
 
 _NONE = type(None)
+_TZINFO = attrgetter("tzinfo")
 
 
 def _aware_only(values: tuple) -> bool:
     return {type(v) for v in values} <= {datetime, _NONE} and None not in map(
         _TZINFO, filter(None, values))
-
-
-_TZINFO = attrgetter("tzinfo")
 
 # Per column type: what brings a value to the Python type the binary dumper takes, and a test
 # that a whole column needs none of it (run at C speed over a page of rows, where calling the

@@ -89,12 +89,8 @@ def _create_shadow(model: type[models.Model]) -> None:
 def _secondary_indexes(cursor, table: str) -> list[str]:
     """Return the names of a PostgreSQL table's indexes that are neither unique nor behind a
     constraint."""
-    cursor.execute(
-        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
-        " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique AND NOT EXISTS"
-        " (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)", [_q(table)],
-    )
-    return [row[0] for row in cursor.fetchall()]
+    return [name for key, (name, constraint) in (_indexes(cursor, table) or {}).items()
+            if constraint is None and not key.startswith("UNIQUE ")]
 
 
 def _complete_indexes(model: type[models.Model]) -> None:
@@ -102,12 +98,8 @@ def _complete_indexes(model: type[models.Model]) -> None:
     live, shadow = model._meta.db_table, model._meta.db_table + SUFFIX
     with connection.cursor() as cursor:
         have = _indexes(cursor, shadow) or {}
-        cursor.execute(
-            "SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x"
-            " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisunique", [_q(live)])
-        for (definition,) in cursor.fetchall():
-            key = _index_key(definition)
-            if key not in have:
+        for key in _indexes(cursor, live) or {}:
+            if key not in have and not key.startswith("UNIQUE "):
                 cursor.execute(f"CREATE INDEX ON {_q(shadow)} {key}")
 
 
