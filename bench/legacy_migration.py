@@ -1,13 +1,15 @@
 """Legacy migration throughput: load a Synthea export, migrate it through the services, validate.
 
     .venv/bin/python bench/legacy_migration.py [--scale N] [--backend sqlite|postgresql|both]
-        [--batch-size N] [--per-row] [--profile]
+        [--batch-size N] [--workers N] [--per-row] [--profile]
 
 Each backend runs in a child process on a fresh database (SQLite under $MEDFLOW_VAR_DIR/bench,
 PostgreSQL at $MEDFLOW_BENCH_LEGACY_POSTGRES_URL, default .../mf_legacy_bench, dropped and
-recreated). `--scale N` loads N copies of every patient with new ids. `--per-row` migrates
-through the application services row by row instead of the batched path. The time spent in the
-inline projections (inline.dispatch) is reported apart. Figures are written to
+recreated). `--scale N` loads N copies of every patient with new ids. `--workers N` shares the
+steps by patient among N processes, as `medflow legacy migrate --workers N` does (default 1).
+`--per-row` migrates through the application services row by row instead of the batched path.
+The time spent in the inline projections (inline.dispatch) is reported apart (with one worker:
+the workers' own are not added up). Figures are written to
 bench/results/legacy-<time>-<backend>-x<scale>.json and printed. `--profile` runs the migration
 under cProfile (stats in $MEDFLOW_VAR_DIR/bench/legacy-<time>-<backend>-x<scale>.prof; the
 figures then include the profiler's overhead). The child runs with DEBUG off, as production does
@@ -33,7 +35,7 @@ DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/mf_legacy_bench"
 
 
 def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
-          profile: Path | None = None) -> dict:
+          profile: Path | None = None, workers: int = 1) -> dict:
     """Run in a process whose DATABASE_URL is the fresh database: measure and return figures."""
     import django
 
@@ -76,6 +78,19 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
                              "events_per_s": round((self.report.events - events) / took, 1)}
 
     Migrator._table = timed_table
+    in_workers = Migrator._table_in_workers
+
+    def timed_in_workers(self, table, *args):
+        begun, events = time.perf_counter(), self.report.events
+        try:
+            in_workers(self, table, *args)
+        finally:
+            took = time.perf_counter() - begun
+            tables[table] = {"seconds": round(took, 3), "events": self.report.events - events,
+                             "events_per_s": round((self.report.events - events) / took, 1),
+                             "workers": workers}
+
+    Migrator._table_in_workers = timed_in_workers
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     summary = load_synthea(path, scale=scale)
@@ -88,7 +103,7 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
-    report = migrate(batch_size=batch_size, batched=not per_row)
+    report = migrate(batch_size=batch_size, batched=not per_row, workers=workers)
     migrate_s = time.perf_counter() - started
     if profiler is not None:
         profiler.disable()
@@ -101,6 +116,7 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
     migrated_rows = sum(report.migrated.values())
     return {
         "backend": connection.vendor, "scale": scale, "batch_size": batch_size,
+        "workers": workers,
         "legacy_rows": rows, "loaded": dict(summary.counts),
         "load_seconds": round(load_s, 3), "load_rows_per_s": round(rows / load_s, 1),
         "migrated_rows": migrated_rows, "events": report.events,
@@ -108,9 +124,10 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
         "legacy_rows_per_s": round(migrated_rows / migrate_s, 1),
         "events_per_s": round(report.events / migrate_s, 1),
         "path": "per-row services" if per_row else "batched",
-        # Only the batched path hands its events to inline.dispatch as one list per batch.
-        "projection_seconds": None if per_row else round(projections[0], 3),
-        "events_per_s_without_projections": None if per_row else round(
+        # Only the batched path hands its events to inline.dispatch as one list per batch, and
+        # only this process's dispatches are timed.
+        "projection_seconds": None if per_row or workers > 1 else round(projections[0], 3),
+        "events_per_s_without_projections": None if per_row or workers > 1 else round(
             report.events / (migrate_s - projections[0]), 1),
         "tables": tables,
         "refused": len(report.refusals), "validate_seconds": round(validate_s, 3),
@@ -139,6 +156,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for the steps by patient (medflow legacy migrate --workers)")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--path", type=Path, default=SAMPLE, help="Synthea CSV folder")
     parser.add_argument("--per-row", action="store_true",
@@ -150,7 +169,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.path, args.scale, args.batch_size, args.per_row,
-                               args.profile_to)))
+                               args.profile_to, args.workers)))
         return 0
     if not args.path.is_dir():
         print(f"no Synthea export at {args.path}", file=sys.stderr)
@@ -168,12 +187,13 @@ def main() -> int:
         env = {**os.environ, "DATABASE_URL": url, "MEDFLOW_DB_POOL": "0", "DEBUG": "0",
                "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-not-a-secret",
                "MEDFLOW_MASTER_KEY": os.environ.get("MEDFLOW_MASTER_KEY") or master_key}
-        kind = "-per-row" if args.per_row else ""
+        kind = "-per-row" if args.per_row else f"-w{args.workers}" if args.workers > 1 else ""
         name = f"legacy-{stamp}-{backend}-x{args.scale}{kind}"
         profile = var_dir() / "bench" / f"{name}.prof" if args.profile else None
         done = subprocess.run(
             [sys.executable, __file__, "--child", "--scale", str(args.scale), "--batch-size",
-             str(args.batch_size), "--path", str(args.path), *(["--per-row"] if args.per_row else []),
+             str(args.batch_size), "--workers", str(args.workers), "--path", str(args.path),
+             *(["--per-row"] if args.per_row else []),
              *(["--profile-to", str(profile)] if profile else [])],
             env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:

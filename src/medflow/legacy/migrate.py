@@ -41,10 +41,17 @@ from medflow.eventstore.commands import CommandResult
 from medflow.labs import services as labs
 from medflow.legacy import mapping as mp
 from medflow.legacy import models as m
+from medflow.legacy import workers
 from medflow.legacy.batched import BatchSteps
 from medflow.patients.services import register_patient
 
 ENCOUNTER_END = "legacy_encounters.end"
+# The steps whose rows each belong to one patient, and touch only that patient's streams and
+# rows: what worker processes may share out by patient (medflow.legacy.workers).
+PATIENT_STEPS = frozenset({
+    "legacy_encounters", "legacy_diagnoses", "legacy_clinical_notes", "legacy_lab_results",
+    "legacy_medications", "legacy_vital_signs", ENCOUNTER_END,
+})
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,12 @@ class Migrator:
     """Migrate every legacy row not migrated yet; see the module docstring."""
 
     def __init__(self, *, batch_size: int = 1000, dry_run: bool = False, progress: bool = False,
-                 only_since: datetime | None = None, batched: bool = True) -> None:
+                 only_since: datetime | None = None, batched: bool = True,
+                 workers: int = 1) -> None:
         self.batch_size = max(1, batch_size)
         self.dry_run, self.progress, self.only_since = dry_run, progress, only_since
         self.batched = batched
+        self.workers = max(1, workers)
         self.batch_steps = BatchSteps(self)
         self.report = MigrationReport(dry_run=dry_run)
         self.base = Context(user_id=None, username="legacy-migration", role="system",
@@ -133,7 +142,10 @@ class Migrator:
                 for table, rows, convert, order in steps:
                     if self.only_since is not None and table != ENCOUNTER_END:
                         rows = rows.filter(updated_at__gt=self.only_since)
-                    self._table(table, rows, order, convert)
+                    if self._in_workers(table):
+                        self._table_in_workers(table, rows, order, convert)
+                    else:
+                        self._table(table, rows, order, convert)
                 if self.dry_run:
                     raise _DryRun
         except _DryRun:
@@ -141,10 +153,52 @@ class Migrator:
         return self.report
 
     def _table(self, table: str, rows, order: tuple[str, ...], convert) -> None:
-        mapped = m.MigrationMap.objects.filter(legacy_table=table)
-        pending = rows.exclude(Exists(mapped.filter(legacy_id=OuterRef("id"))))
-        self.report.already[table] += mapped.count()
-        bar = tqdm(total=pending.count(), desc=table, unit=" rows", disable=not self.progress)
+        self.report.already[table] += m.MigrationMap.objects.filter(legacy_table=table).count()
+        bar = tqdm(total=_pending(table, rows).count(), desc=table, unit=" rows",
+                   disable=not self.progress)
+        self._rows(table, rows, order, convert, bar.update)
+        bar.close()
+
+    def _in_workers(self, table: str) -> bool:
+        """Tell whether this step runs in worker processes: asked for, a step by patient, on the
+        batched path, and outside any transaction (a dry run's, or a caller's, would not be
+        the workers')."""
+        return (self.workers > 1 and self.batched and table in PATIENT_STEPS
+                and not connection.in_atomic_block and workers.can_fork())
+
+    def _table_in_workers(self, table: str, rows, order: tuple[str, ...], convert) -> None:
+        """Migrate the step's rows in worker processes, each over its own range of patients."""
+        self.report.already[table] += m.MigrationMap.objects.filter(legacy_table=table).count()
+        bar = tqdm(total=_pending(table, rows).count(), desc=table, unit=" rows",
+                   disable=not self.progress)
+        # Users are made before the workers start, so that no two make the same one.
+        self.preload_users([
+            None, *m.Encounter.objects.values_list("provider_id", flat=True).distinct(),
+            *m.ClinicalNote.objects.values_list("provider_id", flat=True).distinct(),
+        ])
+        ranges = workers.patient_ranges(m.Patient.objects.values_list("id", flat=True),
+                                        self.workers)
+
+        def work(part: int, rows_done: Callable[[int], None]) -> MigrationReport:
+            first, after = ranges[part]
+            mine = rows if first is None else rows.filter(patient_id__gte=first)
+            mine = mine if after is None else mine.filter(patient_id__lt=after)
+            self.report = MigrationReport(dry_run=self.dry_run)
+            self._rows(table, mine, order, convert, rows_done)
+            return self.report
+
+        try:
+            for part in workers.run(work, len(ranges), bar.update):
+                self.report.migrated.update(part.migrated)
+                self.report.events += part.events
+                self.report.refusals += part.refusals
+                self.done += sum(part.migrated.values()) + len(part.refusals)
+        finally:
+            bar.close()
+
+    def _rows(self, table: str, rows, order: tuple[str, ...], convert,
+              rows_done: Callable[[int], None]) -> None:
+        """Migrate the rows not migrated yet, a batch (one transaction) at a time."""
         # Rows are read as tuples and made records with the models' attribute names: building
         # model instances took a twentieth of the migration. Nothing converts updated_at (only
         # `only_since` filters on it): not read, not parsed.
@@ -156,7 +210,7 @@ class Migrator:
             if self.batched:
                 with transaction.atomic():
                     self._batch(table, batch)
-                bar.update(len(batch))
+                rows_done(len(batch))
                 continue
             # One transaction per batch, a savepoint per row: a refused row leaves the others.
             with transaction.atomic():
@@ -164,8 +218,7 @@ class Migrator:
                     self._row(table, row, convert)
                     self.done += 1
                     _failpoint(self.done)
-            bar.update(len(batch))
-        bar.close()
+            rows_done(len(batch))
 
     def _batch(self, table: str, rows: list) -> None:
         """Migrate a batch of rows in one unit of work; report refused rows, store the rest.
@@ -467,6 +520,12 @@ def _analyze(models: Iterable[type]) -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
+def _pending(table: str, rows):
+    """Return the rows of `table` that have no map entry yet."""
+    mapped = m.MigrationMap.objects.filter(legacy_table=table)
+    return rows.exclude(Exists(mapped.filter(legacy_id=OuterRef("id"))))
+
+
 def _mapped(table: str, legacy_ids: list[str]) -> set[str]:
     """Return which of these rows of `table` are migrated already."""
     if connection.vendor == "postgresql":
@@ -555,7 +614,12 @@ def _patient_clinics(provider_id: str) -> Iterable[UUID]:
 
 
 def migrate(*, batch_size: int = 1000, dry_run: bool = False, progress: bool = False,
-            only_since: datetime | None = None, batched: bool = True) -> MigrationReport:
-    """Migrate the legacy rows not migrated yet; return what was done and what was refused."""
+            only_since: datetime | None = None, batched: bool = True,
+            workers: int = 1) -> MigrationReport:
+    """Migrate the legacy rows not migrated yet; return what was done and what was refused.
+
+    `workers` > 1 runs the steps by patient in that many processes (see
+    medflow.legacy.workers); the others, and a dry run, run here.
+    """
     return Migrator(batch_size=batch_size, dry_run=dry_run, progress=progress,
-                    only_since=only_since, batched=batched).run()
+                    only_since=only_since, batched=batched, workers=workers).run()

@@ -1,5 +1,6 @@
 """`medflow legacy <subcommand>`: load, migrate, validate, and the rollback procedure's steps."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -21,6 +22,10 @@ class Command(BaseCommand):
         migrate.add_argument("--batch-size", type=int, default=1000)
         migrate.add_argument("--dry-run", action="store_true", help="do it all, then roll back")
         migrate.add_argument("--json", action="store_true", help="print the reports as JSON")
+        migrate.add_argument(
+            "--workers", type=_positive, default=1,
+            help="processes to share the steps by patient (encounters onwards) among; on"
+                 " PostgreSQL up to one a CPU core is faster, SQLite takes their batches in turn")
         validate = sub.add_parser("validate", help="compare legacy rows with migrated records")
         validate.add_argument("--json", action="store_true")
         backup = sub.add_parser("backup", help="dump the legacy tables to a JSON file")
@@ -54,12 +59,18 @@ class Command(BaseCommand):
         for what, count in sorted(summary.skipped.items()):
             self.stdout.write(f"skipped {what}: {count}")
 
-    def migrate(self, batch_size, dry_run, json, **options):
+    def migrate(self, batch_size, dry_run, json, workers, **options):
         from medflow.legacy import ops
         from medflow.legacy.migrate import migrate
         from medflow.legacy.validate import validate
+        from medflow.legacy.workers import WorkerFailed
 
-        report = migrate(batch_size=batch_size, dry_run=dry_run, progress=self._progress(options))
+        try:
+            report = migrate(batch_size=batch_size, dry_run=dry_run, workers=workers,
+                             progress=self._progress(options))
+        except WorkerFailed as exc:
+            raise CommandError(f"{exc} (what was committed stays: run migrate again to resume)"
+                               ) from exc
         if not dry_run and ops.get_state(ops.LAST_SYNC) is None:
             from django.utils import timezone
 
@@ -120,6 +131,17 @@ class Command(BaseCommand):
         from medflow.legacy.ops import rollback
 
         self.stdout.write(_json(rollback(archive_path=archive)))
+
+
+def _positive(text: str) -> int:
+    """Parse a count of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _json(data) -> str:
