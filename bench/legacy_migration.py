@@ -78,19 +78,6 @@ def child(path: Path, scale: int, batch_size: int, per_row: bool = False,
                              "events_per_s": round((self.report.events - events) / took, 1)}
 
     Migrator._table = timed_table
-    in_workers = Migrator._table_in_workers
-
-    def timed_in_workers(self, table, *args):
-        begun, events = time.perf_counter(), self.report.events
-        try:
-            in_workers(self, table, *args)
-        finally:
-            took = time.perf_counter() - begun
-            tables[table] = {"seconds": round(took, 3), "events": self.report.events - events,
-                             "events_per_s": round((self.report.events - events) / took, 1),
-                             "workers": workers}
-
-    Migrator._table_in_workers = timed_in_workers
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     summary = load_synthea(path, scale=scale)

@@ -8,6 +8,9 @@ Order: clinics, patients, providers (staff users and memberships), encounters (s
 diagnoses, clinical notes, lab results, medications, vital signs, then encounters are ended
 (nothing can be recorded on an ended encounter, so they end last).
 
+With `workers` > 1, the steps from encounters on run in that many processes, each over its own
+range of patients (medflow.legacy.workers).
+
 Two paths produce the same events: the batched one (default; medflow.legacy.batched) runs a
 batch's commands in one unit of work and stores them with one multi-stream append; the per-row
 one calls the application services row by row, a savepoint each (the reference, and what
@@ -142,10 +145,7 @@ class Migrator:
                 for table, rows, convert, order in steps:
                     if self.only_since is not None and table != ENCOUNTER_END:
                         rows = rows.filter(updated_at__gt=self.only_since)
-                    if self._in_workers(table):
-                        self._table_in_workers(table, rows, order, convert)
-                    else:
-                        self._table(table, rows, order, convert)
+                    self._table(table, rows, order, convert)
                 if self.dry_run:
                     raise _DryRun
         except _DryRun:
@@ -156,8 +156,13 @@ class Migrator:
         self.report.already[table] += m.MigrationMap.objects.filter(legacy_table=table).count()
         bar = tqdm(total=_pending(table, rows).count(), desc=table, unit=" rows",
                    disable=not self.progress)
-        self._rows(table, rows, order, convert, bar.update)
-        bar.close()
+        try:
+            if self._in_workers(table):
+                self._rows_in_workers(table, rows, order, convert, bar.update)
+            else:
+                self._rows(table, rows, order, convert, bar.update)
+        finally:
+            bar.close()
 
     def _in_workers(self, table: str) -> bool:
         """Tell whether this step runs in worker processes: asked for, a step by patient, on the
@@ -166,11 +171,9 @@ class Migrator:
         return (self.workers > 1 and self.batched and table in PATIENT_STEPS
                 and not connection.in_atomic_block and workers.can_fork())
 
-    def _table_in_workers(self, table: str, rows, order: tuple[str, ...], convert) -> None:
+    def _rows_in_workers(self, table: str, rows, order: tuple[str, ...], convert,
+                         rows_done: Callable[[int], None]) -> None:
         """Migrate the step's rows in worker processes, each over its own range of patients."""
-        self.report.already[table] += m.MigrationMap.objects.filter(legacy_table=table).count()
-        bar = tqdm(total=_pending(table, rows).count(), desc=table, unit=" rows",
-                   disable=not self.progress)
         # Users are made before the workers start, so that no two make the same one.
         self.preload_users([
             None, *m.Encounter.objects.values_list("provider_id", flat=True).distinct(),
@@ -187,14 +190,11 @@ class Migrator:
             self._rows(table, mine, order, convert, rows_done)
             return self.report
 
-        try:
-            for part in workers.run(work, len(ranges), bar.update):
-                self.report.migrated.update(part.migrated)
-                self.report.events += part.events
-                self.report.refusals += part.refusals
-                self.done += sum(part.migrated.values()) + len(part.refusals)
-        finally:
-            bar.close()
+        for part in workers.run(work, len(ranges), rows_done):
+            self.report.migrated.update(part.migrated)
+            self.report.events += part.events
+            self.report.refusals += part.refusals
+            self.done += sum(part.migrated.values()) + len(part.refusals)
 
     def _rows(self, table: str, rows, order: tuple[str, ...], convert,
               rows_done: Callable[[int], None]) -> None:
