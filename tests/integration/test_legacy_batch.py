@@ -98,3 +98,15 @@ def test_a_refusal_only_the_store_finds_is_isolated_by_splitting_the_batch(loade
     again = migrate(batch_size=1000)
     assert [r.row_id for r in again.refusals] == [bad] and again.events == 0
     assert fingerprint() == before
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "per-row"])
+def test_a_lab_result_naming_another_patients_encounter_is_refused(loaded, batched):
+    # Its result would hang on that encounter's order, in the other patient's chart.
+    lab = m.LabResult.objects.exclude(encounter_id=None).order_by("id").first()
+    other = m.Encounter.objects.exclude(patient_id=lab.patient_id).order_by("id").first()
+    m.LabResult.objects.filter(id=lab.id).update(encounter_id=other.id)
+    report = migrate(batch_size=1000, batched=batched)
+    assert [(r.table, r.row_id, r.field) for r in report.refusals] == [
+        ("legacy_lab_results", lab.id, "encounter_id")]
+    assert not [e for e in legacy_events() if e.metadata["legacy_id"] == lab.id]

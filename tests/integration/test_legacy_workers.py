@@ -23,6 +23,20 @@ def subset(tmp_path):
     return write_subset(tmp_path / "synthea", patients=5)
 
 
+@pytest.fixture
+def forks(monkeypatch) -> list[str]:
+    """Record each step's fork of workers (so that a test knows they ran, not the fallback)."""
+    calls: list[str] = []
+    run = workers.run
+
+    def counted(work, parts, on_rows):
+        calls.append(parts)
+        return run(work, parts, on_rows)
+
+    monkeypatch.setattr(workers, "run", counted)
+    return calls
+
+
 def one_process() -> tuple[list, list, int]:
     """Migrate in this process inside a transaction rolled back; return what it wrote (events,
     map, and how many events it reported)."""
@@ -37,7 +51,7 @@ def one_process() -> tuple[list, list, int]:
 
 def test_patient_ranges_cover_every_patient_once():
     ids = [f"p{n:03d}" for n in range(10)]
-    ranges = workers.patient_ranges(reversed(ids), 3)
+    ranges = workers.patient_ranges(ids, 3)
     assert ranges == [(None, "p003"), ("p003", "p006"), ("p006", None)]
     parts = [[i for i in ids if (lo is None or i >= lo) and (hi is None or i < hi)]
              for lo, hi in ranges]
@@ -49,11 +63,13 @@ def test_patient_ranges_cover_every_patient_once():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_workers_record_what_one_process_records(subset):
+def test_workers_record_what_one_process_records(subset, forks):
     load_synthea(subset)
     expected = one_process()
+    assert forks == []
 
     report = migrate(batch_size=7, workers=2)
+    assert forks == [2] * 7  # encounters ... encounter ends, each in two workers
     assert report.refusals == []
     assert (fingerprint(), migration_map(), report.events) == expected
     assert sum(report.migrated.values()) == m.MigrationMap.objects.count()
@@ -66,7 +82,7 @@ def test_workers_record_what_one_process_records(subset):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_row_refused_in_a_worker_is_reported(subset):
+def test_a_row_refused_in_a_worker_is_reported(subset, forks):
     load_synthea(subset)
     row = m.VitalSigns.objects.exclude(systolic=None).order_by("id").first()
     m.VitalSigns.objects.filter(id=row.id).update(systolic=900)
@@ -75,6 +91,7 @@ def test_a_row_refused_in_a_worker_is_reported(subset):
         ("legacy_vital_signs", row.id, "systolic")]
     assert report.migrated["legacy_vital_signs"] == m.VitalSigns.objects.count() - 1
     assert [(x.table, x.row_id) for x in validate().mismatches] == [("legacy_vital_signs", row.id)]
+    assert forks == [2] * 7
 
 
 @pytest.mark.django_db(transaction=True)

@@ -372,6 +372,9 @@ class BatchSteps:
         user = self.mg.encounter_user(row.encounter_id)
         ctx = self.mg.ctx("legacy_lab_results", row.id, row.effective_at, user)
         patient_id = self._patient(row.patient_id)
+        # An encounter's results hang on one order (its id derives from the encounter's): a row
+        # naming another patient's encounter would file its result in that patient's chart.
+        look.check_encounter(patient_id, self._encounter(row.encounter_id), open_only=False)
         order_id = mp.lab_order_id(row.patient_id, row.encounter_id, row.effective_at)
         result_id = mp.aggregate_id("legacy_lab_results", row.id)
         if not uow.get(LabOrder, order_id).exists:

@@ -36,8 +36,9 @@ from tqdm import tqdm
 from medflow.access import services as access
 from medflow.access.models import ClinicReadModel, Membership
 from medflow.clinical import services as clinical
+from medflow.clinical.models import EncounterRecord
 from medflow.context import Context
-from medflow.errors import MedflowError
+from medflow.errors import InvalidInput, MedflowError
 from medflow.eventstore import store
 from medflow.eventstore.batch import UnitOfWork
 from medflow.eventstore.commands import CommandResult
@@ -112,6 +113,7 @@ class Migrator:
                             reason="legacy migration")
         self.done = 0
         self._users: dict[str, Any] = {}
+        self._all_users = False  # every legacy provider's user made (before workers start)
         self._clinic_of_patient: dict[str, UUID] = {}
         self._providers: dict[str, str | None] = {}
 
@@ -175,12 +177,15 @@ class Migrator:
                          rows_done: Callable[[int], None]) -> None:
         """Migrate the step's rows in worker processes, each over its own range of patients."""
         # Users are made before the workers start, so that no two make the same one.
-        self.preload_users([
-            None, *m.Encounter.objects.values_list("provider_id", flat=True).distinct(),
-            *m.ClinicalNote.objects.values_list("provider_id", flat=True).distinct(),
-        ])
-        ranges = workers.patient_ranges(m.Patient.objects.values_list("id", flat=True),
-                                        self.workers)
+        if not self._all_users:
+            self.preload_users([
+                None, *m.Encounter.objects.values_list("provider_id", flat=True).distinct(),
+                *m.ClinicalNote.objects.values_list("provider_id", flat=True).distinct(),
+            ])
+            self._all_users = True
+        # Bounds in the database's order: the workers' queries compare ids with its collation.
+        ranges = workers.patient_ranges(
+            m.Patient.objects.order_by("id").values_list("id", flat=True), self.workers)
 
         def work(part: int, rows_done: Callable[[int], None]) -> MigrationReport:
             first, after = ranges[part]
@@ -471,13 +476,18 @@ class Migrator:
         user = self._encounter_user(row.encounter_id)
         ctx = self.ctx("legacy_lab_results", row.id, row.effective_at, user)
         patient_id = mp.aggregate_id("legacy_patients", row.patient_id)
+        encounter_id = self._encounter(row.encounter_id)
+        # As the batched path checks: the results of an encounter hang on that encounter's order.
+        if encounter_id is not None and not EncounterRecord.objects.filter(
+                id=encounter_id, patient_id=patient_id).exists():
+            raise InvalidInput(f"no encounter {encounter_id} of this patient",
+                               field="encounter_id")
         order_id = mp.lab_order_id(row.patient_id, row.encounter_id, row.effective_at)
         results = []
         if store.current_version(order_id) == 0:
             results.append(labs.place_lab_order(
                 ctx, patient_id, tests=[{"loinc_code": row.loinc_code, "display": row.display}],
-                encounter_id=self._encounter(row.encounter_id), order_id=order_id,
-                ordering_provider_id=user.pk))
+                encounter_id=encounter_id, order_id=order_id, ordering_provider_id=user.pk))
         recorded = labs.record_lab_result(ctx, order_id, result_id=mp.aggregate_id(
             "legacy_lab_results", row.id), **mp.lab_fields(row))
         # The row maps to its result: its event comes first in the list.

@@ -5,8 +5,9 @@ read-model row such a row touches (encounter, diagnosis, order, chart, timeline,
 belongs to that patient too. Workers given disjoint ranges of patients therefore never write the
 same stream or row, and each commits its batches on its own, every batch with its rows' map
 entries: a killed worker loses only its batch in flight, and a rerun resumes where each stopped.
-PostgreSQL runs their transactions side by side; SQLite's single writer takes their batches in
-turn (correct, but no faster).
+On PostgreSQL their reading, loading and converting run side by side, and their batches' writes
+take turns on the log's order lock (held from the append to the commit); SQLite's single writer
+takes their whole batches in turn (correct, but no faster).
 
 Processes, not threads: converting rows is Python work, which threads would run one at a time.
 Workers are forked from the migrating process after its database connections (and pool) are
@@ -19,7 +20,7 @@ import multiprocessing
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -38,9 +39,11 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def patient_ranges(patient_ids: Sequence[str], parts: int) -> list[Range]:
-    """Split the patients into at most `parts` ranges of about as many patients each."""
-    ids = sorted(patient_ids)
+def patient_ranges(patient_ids: Iterable[str], parts: int) -> list[Range]:
+    """Split the patients, given in the database's order of their ids, into at most `parts`
+    ranges of about as many patients each. (Python's order of strings may differ from the
+    column's collation, and ranges bounded out of order would overlap.)"""
+    ids = list(patient_ids)
     parts = max(1, min(parts, len(ids)))
     bounds = [ids[len(ids) * k // parts] for k in range(1, parts)]
     edges: list[str | None] = [None, *bounds, None]
@@ -103,13 +106,23 @@ def close_connections() -> None:
 
 
 def _child(work: Callable, part: int, writer) -> None:
+    parent = os.getppid()
+
+    def rows_done(rows: int) -> None:
+        # A parent killed (by a signal, not an exception) takes no daemon down with it: stop
+        # after the batch just committed, so that a rerun never overlaps a worker left over.
+        if os.getppid() != parent:
+            os._exit(1)
+        writer.send(("rows", rows))
+
     code = 0
     try:
-        result = work(part, lambda rows: writer.send(("rows", rows)))
+        result = work(part, rows_done)
         writer.send(("done", result))
     except BaseException as exc:  # reported to the parent, which raises it
-        writer.send(("failed", "".join(traceback.format_exception_only(exc)).strip()))
         code = 1
+        traceback.print_exc(file=sys.stderr)
+        writer.send(("failed", "".join(traceback.format_exception_only(exc)).strip()))
     finally:
         close_connections()
         writer.close()
