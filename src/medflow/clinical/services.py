@@ -79,7 +79,7 @@ def _check_provider(clinic_id: UUID, provider_id: int | None) -> None:
         )
 
 
-def _check_encounter(patient_id: UUID, encounter_id: UUID | None, *, open_only: bool) -> None:
+def check_encounter(patient_id: UUID, encounter_id: UUID | None, *, open_only: bool) -> None:
     """Check that an encounter a record points to is the patient's (and still open)."""
     if encounter_id is None:
         return
@@ -178,7 +178,7 @@ def record_vital_signs(
     now = _now()
     measured_at = measured_at or now
     if encounter_id is not None:
-        _check_encounter(patient_id, encounter_id, open_only=False)
+        check_encounter(patient_id, encounter_id, open_only=False)
 
         def on_encounter(encounter: Encounter) -> None:
             encounter.record_vital_signs(patient_id=patient_id, measured_at=measured_at, now=now,
@@ -210,7 +210,7 @@ def add_diagnosis(
     """Add a coded diagnosis to a patient's problem list."""
     require_permission(ctx, "clinical.add_diagnosis")
     clinic_id = _patient_clinic(ctx, patient_id)
-    _check_encounter(patient_id, encounter_id, open_only=True)
+    check_encounter(patient_id, encounter_id, open_only=True)
 
     def decide(diagnosis: Diagnosis) -> None:
         diagnosis.add(
@@ -273,7 +273,7 @@ def record_allergy(
     conflict (add the reaction to a note instead of listing the substance twice)."""
     require_permission(ctx, "clinical.record_allergy")
     clinic_id = _patient_clinic(ctx, patient_id)
-    _check_encounter(patient_id, encounter_id, open_only=True)
+    check_encounter(patient_id, encounter_id, open_only=True)
 
     def decide(allergy: Allergy) -> None:
         allergy.add(
@@ -344,7 +344,7 @@ def prescribe_medication(
     """Prescribe a medication; one that needs approval stays pending until another doctor approves."""
     require_permission(ctx, "clinical.prescribe")
     clinic_id = _patient_clinic(ctx, patient_id)
-    _check_encounter(patient_id, encounter_id, open_only=True)
+    check_encounter(patient_id, encounter_id, open_only=True)
 
     def decide(prescription: Prescription) -> None:
         prescription.prescribe(
@@ -403,7 +403,7 @@ def draft_note(
     """Start a SOAP note (possibly written after its encounter ended)."""
     require_permission(ctx, "clinical.draft_note")
     clinic_id = _patient_clinic(ctx, patient_id)
-    _check_encounter(patient_id, encounter_id, open_only=False)
+    check_encounter(patient_id, encounter_id, open_only=False)
 
     def decide(note: ClinicalNote) -> None:
         note.draft(

@@ -36,9 +36,8 @@ from tqdm import tqdm
 from medflow.access import services as access
 from medflow.access.models import ClinicReadModel, Membership
 from medflow.clinical import services as clinical
-from medflow.clinical.models import EncounterRecord
 from medflow.context import Context
-from medflow.errors import InvalidInput, MedflowError
+from medflow.errors import MedflowError
 from medflow.eventstore import store
 from medflow.eventstore.batch import UnitOfWork
 from medflow.eventstore.commands import CommandResult
@@ -478,10 +477,7 @@ class Migrator:
         patient_id = mp.aggregate_id("legacy_patients", row.patient_id)
         encounter_id = self._encounter(row.encounter_id)
         # As the batched path checks: the results of an encounter hang on that encounter's order.
-        if encounter_id is not None and not EncounterRecord.objects.filter(
-                id=encounter_id, patient_id=patient_id).exists():
-            raise InvalidInput(f"no encounter {encounter_id} of this patient",
-                               field="encounter_id")
+        clinical.check_encounter(patient_id, encounter_id, open_only=False)
         order_id = mp.lab_order_id(row.patient_id, row.encounter_id, row.effective_at)
         results = []
         if store.current_version(order_id) == 0:
