@@ -8,7 +8,9 @@ from django.test import Client
 from django.utils import timezone
 
 from medflow.access.tokens import create_token
+from medflow.context import Context
 from medflow.eventstore.models import StoredEvent
+from medflow.patients.services import register_patient
 from tests.conftest import make_staff
 
 pytestmark = pytest.mark.django_db
@@ -182,6 +184,21 @@ def test_roles(api, system, clinic, registered):
     assert error(post(nurse, f"/api/lab-orders/{order_id}/cancel", {"reason": "x"},
                       HTTP_IF_MATCH="2"), 403)["code"] == "permission_denied"
     assert clerk.get(f"/api/patients/{registered}/lab-results").json()["count"] == 1
+
+
+def test_an_order_on_another_patients_encounter_is_422(api, doctor, clinic, registered,
+                                                       patient_fields):
+    other = register_patient(Context(user_id=doctor.pk, username=doctor.username, role="doctor",
+                                     clinic_ids=frozenset({clinic.id})),
+                             clinic_id=clinic.id, **{**patient_fields, "mrn": "MRN-2"})
+    theirs = post(api, f"/api/patients/{other.aggregate_id}/encounters")
+    assert theirs.status_code == 201, theirs.content
+    before = StoredEvent.objects.count()
+    refused = post(api, f"/api/patients/{registered}/lab-orders",
+                   {**ORDER, "encounter_id": theirs.json()["id"]})
+    err = error(refused, 422)
+    assert (err["code"], err["field"]) == ("invalid_input", "encounter_id")
+    assert StoredEvent.objects.count() == before
 
 
 def test_unknown_and_foreign_orders_and_patients_are_404(api, system, other_clinic, registered):

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from medflow.clinical.services import end_encounter, start_encounter
 from medflow.context import Context
 from medflow.errors import (
     Conflict,
@@ -81,6 +82,25 @@ def test_place_order_writes_event_and_read_model(doctor_ctx, doctor, clinic, reg
     assert event.event_type == "LabOrderPlaced" and event.aggregate_type == "LabOrder"
     assert event.metadata["command"] == "PlaceLabOrder"
     assert StoredEvent.objects.filter(aggregate_id=order).count() == 1
+
+
+def test_an_order_names_only_an_encounter_of_its_own_patient(doctor_ctx, doctor, clinic,
+                                                             registered, patient_fields):
+    other = register_patient(doctor_ctx, clinic_id=clinic.id,
+                             **{**patient_fields, "mrn": "MRN-2"}).aggregate_id
+    theirs = start_encounter(doctor_ctx, patient_id=other, provider_id=doctor.pk).aggregate_id
+    before = StoredEvent.objects.count()
+    for encounter_id in (theirs, uuid.uuid4()):
+        with pytest.raises(InvalidInput) as refused:
+            place_lab_order(doctor_ctx, registered, tests=TESTS, encounter_id=encounter_id)
+        assert refused.value.field == "encounter_id"
+    assert StoredEvent.objects.count() == before
+    assert not LabOrderReadModel.objects.exists()
+    # The patient's own encounter is accepted, also once it has ended.
+    own = start_encounter(doctor_ctx, patient_id=registered, provider_id=doctor.pk).aggregate_id
+    end_encounter(doctor_ctx, own)
+    placed = place_lab_order(doctor_ctx, registered, tests=TESTS, encounter_id=own).aggregate_id
+    assert LabOrderReadModel.objects.get(id=placed).encounter_id == own
 
 
 def test_only_doctors_order_and_only_doctors_and_nurses_record(system, clinic, registered,

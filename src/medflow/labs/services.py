@@ -6,6 +6,7 @@ from uuid import UUID, uuid4, uuid5
 from django.utils import timezone
 
 from medflow.access.models import Membership
+from medflow.clinical.services import check_encounter
 from medflow.context import Context, require_permission
 from medflow.errors import Conflict, InvalidInput, RuleViolated
 from medflow.eventstore.commands import CommandResult, execute
@@ -40,6 +41,9 @@ def place_lab_order(
     if not Membership.objects.filter(user_id=provider, clinic_id=clinic_id, role="doctor").exists():
         raise InvalidInput(f"user {provider} is not a doctor of the patient's clinic",
                            field="ordering_provider_id")
+    # An order filed on another patient's encounter would show in that patient's chart. An ended
+    # encounter is allowed: results (and late orders) are often filed after the visit closes.
+    check_encounter(patient_id, fields.get("encounter_id"), open_only=False)
 
     def decide(order: LabOrder) -> None:
         order.place(patient_id=patient_id, clinic_id=clinic_id, ordering_provider_id=provider,
