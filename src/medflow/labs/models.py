@@ -33,9 +33,11 @@ class LabResultReadModel(models.Model):
 
     id = models.UUIDField(primary_key=True)
     # The seeds' foreign key to the patient (deferrable, so a rebuild can swap rows in one go).
+    # No index of its own: the (patient_id, time) index serves every lookup by patient, and a
+    # second one cost every insert.
     patient = models.ForeignKey(
         "patients.PatientReadModel", on_delete=models.DO_NOTHING, related_name="+",
-        db_column="patient_id",
+        db_column="patient_id", db_index=False,
     )
     order_id = models.UUIDField()
     loinc_code = models.CharField(max_length=10)
