@@ -271,6 +271,46 @@ def test_killed_migration_rerun_ends_identical_to_uninterrupted(subset):
     assert connection.vendor in ("sqlite", "postgresql")
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="asynchronous commit is PostgreSQL's")
+def test_batches_commit_without_waiting_for_the_disk_and_the_run_ends_flushed(subset,
+                                                                              monkeypatch):
+    from medflow.legacy import migrate as migration
+
+    load_synthea(subset)
+    seen: list[str] = []
+    batch = migration.Migrator._batch
+
+    def spy(self, table, rows):
+        seen.append(setting("synchronous_commit"))
+        return batch(self, table, rows)
+
+    monkeypatch.setattr(migration.Migrator, "_batch", spy)
+    statements: list[str] = []
+
+    def capture(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    # A dry run's one transaction, rolled back, is left as it is.
+    migrate(batch_size=50, dry_run=True)
+    assert seen and set(seen) == {"on"}
+    seen.clear()
+    with connection.execute_wrapper(capture):
+        report = migrate(batch_size=50)
+    assert report.events and set(seen) == {"off"}
+    # SET LOCAL: the session's own setting is untouched, and the run's last statement is the
+    # synchronous commit that flushes every batch's WAL.
+    assert setting("synchronous_commit") == "on"
+    assert statements[-1] == "SELECT txid_current()"
+
+
+def setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {name}")
+        return cursor.fetchone()[0]
+
+
 def test_pages_skip_migrated_rows_and_walk_past_a_page_of_them(loaded):
     rows = m.LabResult.objects.order_by("effective_at", "id")
     ids = list(rows.values_list("id", flat=True))

@@ -15,7 +15,7 @@ from medflow.eventstore import store
 from medflow.eventstore.batch import UnitOfWork
 from medflow.eventstore.commands import load_aggregate
 from medflow.eventstore.models import Snapshot, StoredEvent, Stream
-from medflow.patients.domain import PatientRegistered
+from medflow.patients.domain import PatientRegistered, PatientUpdated
 
 pytestmark = pytest.mark.django_db
 
@@ -81,6 +81,33 @@ def test_append_batch_seals_personal_fields_with_the_subjects_keys():
         assert raw["_sealed"]["s"] == str(patient) and "given_names" not in raw
         assert store.load(patient)[0].event.given_names == f"Ann{i}"
         assert Stream.objects.get(aggregate_id=patient).subject_id == patient
+
+
+def test_append_batch_seals_before_the_order_lock_when_every_key_exists(monkeypatch):
+    """Events are stored under the ids they were given; they are sealed before the lock (held
+    to the commit) when their keys exist, under it when one must be created."""
+    calls: list[str] = []
+    seal, dialect = store.sealing.seal, type(store.dialect())
+    lock = dialect.lock_global_order
+    monkeypatch.setattr(store.sealing, "seal", lambda *a: calls.append("seal") or seal(*a))
+    monkeypatch.setattr(dialect, "lock_global_order",
+                        lambda self, cursor: calls.append("lock") or lock(self, cursor))
+    patient, clinic = uuid.uuid4(), uuid.uuid4()
+    first = item(patient, PatientRegistered(
+        clinic_id=clinic, mrn="M1", given_names="Ann", family_name="Lee",
+        birth_date=date(1990, 1, 1), sex="female"), aggregate_type="Patient")
+    [registered] = store.append_batch([first], {patient: 0}, clinic_ids={patient: clinic})
+    assert calls == ["lock", "seal"]  # no key yet: the lock first, then the key and the seal
+    calls.clear()
+    second = item(patient, PatientUpdated(given_names="Anna"), n=1, aggregate_type="Patient")
+    [updated] = store.append_batch([second], {patient: 1})
+    assert calls == ["seal", "lock"]
+    assert (registered.id, updated.id) == (first.event_id, second.event_id)
+    assert list(StoredEvent.objects.filter(aggregate_id=patient).order_by("version")
+                .values_list("id", flat=True)) == [first.event_id, second.event_id]
+    assert [e.event for e in store.load(patient)] == [first.event, second.event]
+    raw = StoredEvent.objects.get(id=second.event_id).event_data
+    assert raw["_sealed"]["s"] == str(patient) and "Anna" not in str(raw)
 
 
 def test_append_batch_needs_an_expected_version_for_every_stream():

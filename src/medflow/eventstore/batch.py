@@ -5,7 +5,8 @@ For bulk writers (the legacy migration): a command runs the domain exactly as
 events), but against an identity map, so a later command in the batch sees what an earlier one
 recorded. `commit` then appends every stream's new events with one multi-stream append (expected
 versions checked), runs the inline handlers once over the whole list, and takes the snapshots
-that are due, all in the caller's transaction.
+that are due, all in the caller's transaction. Staged events carry their ids before they are
+stored (`staged[i].event_id`), so that a caller can write rows naming them first.
 """
 
 from collections.abc import Callable, Iterable
@@ -131,11 +132,8 @@ class UnitOfWork:
             return []
         touched = {item.aggregate_id for item in self.staged}
         with transaction.atomic(savepoint=False):
-            recorded = store.append_batch(
-                self.staged, {i: self._streams[i][0] for i in touched},
-                clinic_ids=self._new_clinics,
-            )
-            inline.dispatch(recorded)
+            # Snapshots first: they need no position, and the append holds the log's order
+            # lock from its claim to the commit (a failed append rolls them back with it).
             for aggregate_id in touched:
                 aggregate = self._aggregates[aggregate_id]
                 start = self._streams[aggregate_id][0]
@@ -145,6 +143,11 @@ class UnitOfWork:
                         aggregate_id, aggregate.aggregate_type, aggregate.version,
                         aggregate.state_version, aggregate.snapshot_state(),
                     )
+            recorded = store.append_batch(
+                self.staged, {i: self._streams[i][0] for i in touched},
+                clinic_ids=self._new_clinics,
+            )
+            inline.dispatch(recorded)
         # Stored: the map now starts from here (the unit may go on with another batch).
         for aggregate_id in touched:
             self._streams[aggregate_id] = (self._aggregates[aggregate_id].version,

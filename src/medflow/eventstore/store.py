@@ -598,12 +598,14 @@ def append_deferred(
 
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
-    """An event for `append_batch`: the stream it goes to, and metadata of its own."""
+    """An event for `append_batch`: the stream it goes to, metadata of its own, and its id
+    (known before it is stored, so that a caller can write rows naming it first)."""
 
     aggregate_id: UUID
     aggregate_type: str
     event: DomainEvent
     metadata: dict[str, Any]
+    event_id: UUID = field(default_factory=uuid4)
 
 
 def append_batch(
@@ -633,6 +635,11 @@ def append_batch(
     for item in events:
         firsts.setdefault(item.aggregate_id, item)
     keys = _keys_for_sealing(events)
+    versions = {agg_id: expected_versions[agg_id] for agg_id in counts}
+    # Sealed and encoded before the lock when every key they need exists (only a holder of the
+    # lock may create one): the lock is held from the claim to the commit, and concurrent batch
+    # writers (the legacy migration's workers) wait for it. Otherwise part by part under it.
+    ready = _prepare_many(events, versions, keys) if _keys_at_hand(events, keys) else None
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         d.lock_global_order(cursor)  # first, as in `append` (see the lock order note there)
         _claim_many(cursor, {
@@ -640,9 +647,8 @@ def append_batch(
                      clinic_ids.get(agg_id), first.event.data_subject(agg_id))
             for agg_id, first in firsts.items()
         })
-        versions = {agg_id: expected_versions[agg_id] for agg_id in counts}
         pg = d.vendor == "postgresql"
-        if pg:
+        if pg and ready is None:
             # Sealing runs while the inserts' exchange is open, where no other statement may
             # run: read (or create) every key it needs first.
             _fetch_missing_keys(((item.aggregate_id, item.event) for item in events), keys)
@@ -652,7 +658,8 @@ def append_batch(
 
         def chunks() -> Iterator[list[tuple]]:
             for start in range(0, len(events), STREAM_CHUNK):
-                chunk = _prepare_many(events[start:start + STREAM_CHUNK], versions, keys)
+                chunk = (ready[start:start + STREAM_CHUNK] if ready is not None
+                         else _prepare_many(events[start:start + STREAM_CHUNK], versions, keys))
                 prepared.extend(chunk)
                 yield [(event_id, item.aggregate_id, item.aggregate_type, item.event.event_type,
                         version, now, meta, payload)
@@ -685,12 +692,24 @@ def _prepare_many(items: Sequence[StreamEvent], versions: dict[UUID, int],
     prepared = []
     for item in items:
         versions[item.aggregate_id] += 1
-        event_id = uuid4()
+        event_id = item.event_id
         meta = {**item.metadata, "schema_version": item.event.schema_version}
         plain = item.event.payload()
         payload = sealing.seal(item.event, plain, event_id, item.aggregate_id, keys)
         prepared.append((event_id, item, meta, payload, versions[item.aggregate_id], plain))
     return prepared
+
+
+def _keys_at_hand(events: Sequence[StreamEvent], keys: dict) -> bool:
+    """Tell whether `keys` holds the data key of every subject whose personal fields these
+    events will seal (as `_fetch_missing_keys` looks them up)."""
+    for item in events:
+        event = item.event
+        if not event.personal_fields.isdisjoint(event.model_fields_set):
+            subject = event.data_subject(item.aggregate_id)
+            if subject is not None and keys.get(subject) is None:
+                return False
+    return True
 
 
 def _keys_for_sealing(events: Sequence[StreamEvent]) -> dict:

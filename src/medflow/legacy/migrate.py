@@ -4,12 +4,17 @@ Resumable and idempotent: every aggregate id is derived from its legacy table an
 row's entry in legacy_migration_map is written in the same transaction as its events, so a run
 killed midway loses at most its uncommitted batch, and a rerun skips what was committed.
 
+On PostgreSQL a batch commits without waiting for its WAL to reach the disk
+(synchronous_commit off, for that transaction only), and the run ends with one commit that
+waits for all of it: a server crash mid-run loses at most the last batches whole, events and
+map entries together, and the rerun redoes them; a run that returns is on disk.
+
 Order: clinics, patients, providers (staff users and memberships), encounters (started),
 diagnoses, clinical notes, lab results, medications, vital signs, then encounters are ended
 (nothing can be recorded on an ended encounter, so they end last).
 
-With `workers` > 1, the steps from encounters on run in that many processes, each over its own
-range of patients (medflow.legacy.workers).
+With `workers` > 1, the steps from encounters on run in that many processes, each taking them in
+order over its own range of patients (medflow.legacy.workers).
 
 Two paths produce the same events: the batched one (default; medflow.legacy.batched) runs a
 batch's commands in one unit of work and stores them with one multi-stream append; the per-row
@@ -143,27 +148,36 @@ class Migrator:
                 self._default_clinic()
                 steps = self.steps()
                 _analyze({rows.model for _, rows, _, _ in steps})
+                shared = []
                 for table, rows, convert, order in steps:
                     if self.only_since is not None and table != ENCOUNTER_END:
                         rows = rows.filter(updated_at__gt=self.only_since)
-                    self._table(table, rows, order, convert)
+                    if self._in_workers(table):
+                        # The steps by patient come last: the workers take them all together.
+                        shared.append((table, rows, order, convert))
+                    else:
+                        self._table(table, rows, order, convert)
+                if shared:
+                    self._tables_in_workers(shared)
                 if self.dry_run:
                     raise _DryRun
         except _DryRun:
             pass
+        _flush_commits()
         return self.report
 
     def _table(self, table: str, rows, order: tuple[str, ...], convert) -> None:
-        self.report.already[table] += m.MigrationMap.objects.filter(legacy_table=table).count()
-        bar = tqdm(total=_pending(table, rows).count(), desc=table, unit=" rows",
-                   disable=not self.progress)
+        bar = self._bar(table, rows)
         try:
-            if self._in_workers(table):
-                self._rows_in_workers(table, rows, order, convert, bar.update)
-            else:
-                self._rows(table, rows, order, convert, bar.update)
+            self._rows(table, rows, order, convert, bar.update)
         finally:
             bar.close()
+
+    def _bar(self, table: str, rows) -> tqdm:
+        """Count what the table has migrated already, and return its progress bar."""
+        self.report.already[table] += m.MigrationMap.objects.filter(legacy_table=table).count()
+        return tqdm(total=_pending(table, rows).count(), desc=table, unit=" rows",
+                    disable=not self.progress)
 
     def _in_workers(self, table: str) -> bool:
         """Tell whether this step runs in worker processes: asked for, a step by patient, on the
@@ -172,9 +186,14 @@ class Migrator:
         return (self.workers > 1 and self.batched and table in PATIENT_STEPS
                 and not connection.in_atomic_block and workers.can_fork())
 
-    def _rows_in_workers(self, table: str, rows, order: tuple[str, ...], convert,
-                         rows_done: Callable[[int], None]) -> None:
-        """Migrate the step's rows in worker processes, each over its own range of patients."""
+    def _tables_in_workers(self, steps: list[tuple[str, Any, tuple[str, ...], Any]]) -> None:
+        """Migrate the steps by patient in worker processes, each over its own range of patients.
+
+        Each worker takes the steps in order for its patients, never waiting for the others
+        between steps: whatever a step needs of an earlier one (a patient's encounters, their
+        orders) belongs to the same patient, so the same worker made it.
+        """
+        bars = {table: self._bar(table, rows) for table, rows, _, _ in steps}
         # Users are made before the workers start, so that no two make the same one.
         if not self._all_users:
             self.preload_users([
@@ -186,19 +205,25 @@ class Migrator:
         ranges = workers.patient_ranges(
             m.Patient.objects.order_by("id").values_list("id", flat=True), self.workers)
 
-        def work(part: int, rows_done: Callable[[int], None]) -> MigrationReport:
+        def work(part: int, rows_done: Callable[[Any], None]) -> MigrationReport:
             first, after = ranges[part]
-            mine = rows if first is None else rows.filter(patient_id__gte=first)
-            mine = mine if after is None else mine.filter(patient_id__lt=after)
             self.report = MigrationReport(dry_run=self.dry_run)
-            self._rows(table, mine, order, convert, rows_done)
+            for table, rows, order, convert in steps:
+                mine = rows if first is None else rows.filter(patient_id__gte=first)
+                mine = mine if after is None else mine.filter(patient_id__lt=after)
+                self._rows(table, mine, order, convert,
+                           lambda done, table=table: rows_done((table, done)))
             return self.report
 
-        for part in workers.run(work, len(ranges), rows_done):
-            self.report.migrated.update(part.migrated)
-            self.report.events += part.events
-            self.report.refusals += part.refusals
-            self.done += sum(part.migrated.values()) + len(part.refusals)
+        try:
+            for part in workers.run(work, len(ranges), lambda done: bars[done[0]].update(done[1])):
+                self.report.migrated.update(part.migrated)
+                self.report.events += part.events
+                self.report.refusals += part.refusals
+                self.done += sum(part.migrated.values()) + len(part.refusals)
+        finally:
+            for bar in bars.values():
+                bar.close()
 
     def _rows(self, table: str, rows, order: tuple[str, ...], convert,
               rows_done: Callable[[int], None]) -> None:
@@ -213,11 +238,13 @@ class Migrator:
                             _record_type(rows.model, names)._make):
             if self.batched:
                 with transaction.atomic():
+                    _commit_without_waiting()
                     self._batch(table, batch)
                 rows_done(len(batch))
                 continue
             # One transaction per batch, a savepoint per row: a refused row leaves the others.
             with transaction.atomic():
+                _commit_without_waiting()
                 for row in batch:
                     self._row(table, row, convert)
                     self.done += 1
@@ -260,11 +287,13 @@ class Migrator:
             rows = [row for row in rows if id(row) not in gone]
         try:
             with transaction.atomic():
-                recorded = uow.commit()
+                # The map first: the commit's append holds the log's order lock until the
+                # transaction ends, and the workers' batches wait for it.
                 _map_rows(table, [
-                    (row.id, main, recorded[start:end][own].id if end > start else None)
+                    (row.id, main, uow.staged[start:end][own].event_id if end > start else None)
                     for row, main, start, end, own in converted
                 ])
+                uow.commit()
         except (MedflowError, IntegrityError) as exc:
             if len(converted) == 1 and isinstance(exc, MedflowError):
                 self._refuse(table, converted[0][0], exc)
@@ -511,6 +540,27 @@ class Migrator:
             ctx, patient_id=mp.aggregate_id("legacy_patients", row.patient_id),
             measured_at=row.measured_at, encounter_id=self._encounter(row.encounter_id),
             **mp.vital_values(row))]
+
+
+def _commit_without_waiting() -> None:
+    """Let the batch's transaction, when it is the outermost one, commit on PostgreSQL without
+    waiting for its WAL to be flushed (a caller's or a dry run's transaction is left alone).
+
+    Each batch then stops holding the log's order lock through a disk flush (the workers' batches
+    wait for that lock), and the WAL writer flushes many batches at once. A crash loses whole
+    transactions only, the latest ones, in order (PostgreSQL's asynchronous commit), so the map
+    never names an event that is gone; `_flush_commits` makes a finished run durable."""
+    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+def _flush_commits() -> None:
+    """Wait until every batch committed so far is on disk: commit one transaction that has an id,
+    synchronously, which flushes the WAL up to its own commit record (after every batch's)."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
 
 
 def _analyze(models: Iterable[type]) -> None:

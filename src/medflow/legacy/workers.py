@@ -1,4 +1,5 @@
-"""Run one step of the legacy migration in several processes, each over its own range of patients.
+"""Run the legacy migration's steps by patient in several processes, each over its own range of
+patients.
 
 The steps after providers convert rows that each belong to one patient, and every aggregate and
 read-model row such a row touches (encounter, diagnosis, order, chart, timeline, latest vitals)
@@ -50,11 +51,12 @@ def patient_ranges(patient_ids: Iterable[str], parts: int) -> list[Range]:
     return list(itertools.pairwise(edges))
 
 
-def run(work: Callable[[int, Callable[[int], None]], Any], parts: int,
-        on_rows: Callable[[int], None]) -> list[Any]:
+def run(work: Callable[[int, Callable[[Any], None]], Any], parts: int,
+        on_rows: Callable[[Any], None]) -> list[Any]:
     """Run `work(part, rows_done)` in `parts` forked processes; return their results by part.
 
-    `rows_done(n)`, called in a worker, reaches `on_rows(n)` here. Raise WorkerFailed once all
+    `rows_done(progress)`, called in a worker after each batch it commits, reaches
+    `on_rows(progress)` here (any value a pipe can carry). Raise WorkerFailed once all
     have stopped if any failed or died.
     """
     close_connections()
@@ -108,12 +110,12 @@ def close_connections() -> None:
 def _child(work: Callable, part: int, writer) -> None:
     parent = os.getppid()
 
-    def rows_done(rows: int) -> None:
+    def rows_done(progress: Any) -> None:
         # A parent killed (by a signal, not an exception) takes no daemon down with it: stop
         # after the batch just committed, so that a rerun never overlaps a worker left over.
         if os.getppid() != parent:
             os._exit(1)
-        writer.send(("rows", rows))
+        writer.send(("rows", progress))
 
     code = 0
     try:
