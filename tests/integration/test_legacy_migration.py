@@ -281,34 +281,48 @@ def test_batches_commit_without_waiting_for_the_disk_and_the_run_ends_flushed(su
     seen: list[str] = []
     batch = migration.Migrator._batch
 
+    written: list[str] = []
+
     def spy(self, table, rows):
         seen.append(setting("synchronous_commit"))
-        return batch(self, table, rows)
+        batch(self, table, rows)
+        written.append(setting("pg_current_wal_insert_lsn()", show="SELECT"))
 
     monkeypatch.setattr(migration.Migrator, "_batch", spy)
-    statements: list[str] = []
-
-    def capture(execute, sql, params, many, context):
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    # A dry run's one transaction, rolled back, is left as it is.
+    # A dry run's one transaction, rolled back, is left as it is, and stores nothing at the end.
     migrate(batch_size=50, dry_run=True)
     assert seen and set(seen) == {"on"}
+    assert not m.State.objects.filter(key=migration.FINISHED_KEY).exists()
     seen.clear()
-    with connection.execute_wrapper(capture):
-        report = migrate(batch_size=50)
+    report = migrate(batch_size=50)
     assert report.events and set(seen) == {"off"}
-    # SET LOCAL: the session's own setting is untouched, and the run's last statement is the
-    # synchronous commit that flushes every batch's WAL.
-    assert setting("synchronous_commit") == "on"
-    assert statements[-1] == "SELECT txid_current()"
-
-
-def setting(name: str) -> str:
+    # SET LOCAL: the session's own setting is untouched. The run ended with a synchronous
+    # commit of a write, which flushed the WAL past every batch's.
     with connection.cursor() as cursor:
-        cursor.execute(f"SHOW {name}")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT pg_current_wal_flush_lsn() >= %s::pg_lsn", [written[-1]])
+        assert cursor.fetchone()[0]
+    assert setting("synchronous_commit") == "on"
+    assert m.State.objects.filter(key=migration.FINISHED_KEY).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="asynchronous commit is PostgreSQL's")
+def test_with_autocommit_off_the_callers_transaction_keeps_its_settings(subset):
+    load_synthea(subset)
+    connection.set_autocommit(False)
+    try:
+        assert migrate(batch_size=50).events
+        assert setting("synchronous_commit") == "on"
+        connection.rollback()  # the caller's transaction held it all
+    finally:
+        connection.set_autocommit(True)
+    assert legacy_events() == []
+
+
+def setting(name: str, show: str = "SHOW") -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"{show} {name}")
+        return str(cursor.fetchone()[0])
 
 
 def test_pages_skip_migrated_rows_and_walk_past_a_page_of_them(loaded):

@@ -10,8 +10,8 @@ from django.db import transaction
 from medflow.access.domain import Clinic, ClinicCreated, StaffRoleGranted
 from medflow.access.models import ClinicReadModel, Membership
 from medflow.context import system_context
-from medflow.errors import InvalidInput, NotFound, VersionConflict
-from medflow.eventstore import store
+from medflow.errors import InvalidInput, NotFound, RuleViolated, VersionConflict
+from medflow.eventstore import crypto, store
 from medflow.eventstore.batch import UnitOfWork
 from medflow.eventstore.commands import load_aggregate
 from medflow.eventstore.models import Snapshot, StoredEvent, Stream
@@ -108,6 +108,27 @@ def test_append_batch_seals_before_the_order_lock_when_every_key_exists(monkeypa
     assert [e.event for e in store.load(patient)] == [first.event, second.event]
     raw = StoredEvent.objects.get(id=second.event_id).event_data
     assert raw["_sealed"]["s"] == str(patient) and "Anna" not in str(raw)
+
+
+def test_append_batch_refuses_a_subject_forgotten_after_its_events_were_sealed(monkeypatch):
+    patient, clinic = uuid.uuid4(), uuid.uuid4()
+    store.append_batch([item(patient, PatientRegistered(
+        clinic_id=clinic, mrn="M1", given_names="Ann", family_name="Lee",
+        birth_date=date(1990, 1, 1), sex="female"), aggregate_type="Patient")],
+        {patient: 0}, clinic_ids={patient: clinic})
+    prepare = store._prepare_many
+
+    def forgotten_meanwhile(*args):
+        prepared = prepare(*args)
+        crypto.destroy(patient)  # as a forget committing before this append takes the lock
+        return prepared
+
+    monkeypatch.setattr(store, "_prepare_many", forgotten_meanwhile)
+    with pytest.raises(RuleViolated) as refused, transaction.atomic():
+        store.append_batch([item(patient, PatientUpdated(given_names="Anna"),
+                                 aggregate_type="Patient")], {patient: 1})
+    assert refused.value.code == "subject_forgotten"
+    assert StoredEvent.objects.filter(aggregate_id=patient).count() == 1
 
 
 def test_append_batch_needs_an_expected_version_for_every_stream():

@@ -132,8 +132,14 @@ class UnitOfWork:
             return []
         touched = {item.aggregate_id for item in self.staged}
         with transaction.atomic(savepoint=False):
-            # Snapshots first: they need no position, and the append holds the log's order
-            # lock from its claim to the commit (a failed append rolls them back with it).
+            recorded = store.append_batch(
+                self.staged, {i: self._streams[i][0] for i in touched},
+                clinic_ids=self._new_clinics,
+            )
+            inline.dispatch(recorded)
+            # After the append, as `commands.execute` does: a snapshot row written before the
+            # log's order lock could wait on a command that holds the lock and writes the
+            # same snapshot (a deadlock).
             for aggregate_id in touched:
                 aggregate = self._aggregates[aggregate_id]
                 start = self._streams[aggregate_id][0]
@@ -143,11 +149,6 @@ class UnitOfWork:
                         aggregate_id, aggregate.aggregate_type, aggregate.version,
                         aggregate.state_version, aggregate.snapshot_state(),
                     )
-            recorded = store.append_batch(
-                self.staged, {i: self._streams[i][0] for i in touched},
-                clinic_ids=self._new_clinics,
-            )
-            inline.dispatch(recorded)
         # Stored: the map now starts from here (the unit may go on with another batch).
         for aggregate_id in touched:
             self._streams[aggregate_id] = (self._aggregates[aggregate_id].version,

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
-from medflow.errors import VersionConflict
+from medflow.errors import RuleViolated, VersionConflict
 from medflow.eventstore import crypto, pipeline, sealing
 from medflow.eventstore.backends import GLOBAL_ORDER_LOCK, Dialect, dialect
 from medflow.eventstore.events import DomainEvent, registry
@@ -647,6 +647,8 @@ def append_batch(
                      clinic_ids.get(agg_id), first.event.data_subject(agg_id))
             for agg_id, first in firsts.items()
         })
+        if ready is not None:
+            _refuse_forgotten(cursor, events, keys)
         pg = d.vendor == "postgresql"
         if pg and ready is None:
             # Sealing runs while the inserts' exchange is open, where no other statement may
@@ -710,6 +712,30 @@ def _keys_at_hand(events: Sequence[StreamEvent], keys: dict) -> bool:
             if subject is not None and keys.get(subject) is None:
                 return False
     return True
+
+
+def _refuse_forgotten(cursor, events: Sequence[StreamEvent], keys: dict) -> None:
+    """Refuse events sealed before the lock for a subject forgotten since its key was read.
+
+    A forget destroys the key under the same lock, so once it is held, what it finds is final."""
+    subjects = {item.event.data_subject(item.aggregate_id) for item in events
+                if not item.event.personal_fields.isdisjoint(item.event.model_fields_set)}
+    subjects = [s for s in subjects if s is not None and s in keys]
+    if not subjects:
+        return
+    d = dialect()
+    for start in range(0, len(subjects), 500):
+        chunk = subjects[start:start + 500]
+        cursor.execute(
+            "SELECT subject_id FROM data_keys WHERE destroyed_at IS NOT NULL"
+            f" AND subject_id IN ({', '.join(['%s'] * len(chunk))}) LIMIT 1",
+            [d.uuid_in(s) for s in chunk],
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            raise RuleViolated(
+                f"the data of {d.uuid_out(row[0])} was forgotten; nothing more can be stored",
+                code="subject_forgotten")
 
 
 def _keys_for_sealing(events: Sequence[StreamEvent]) -> dict:

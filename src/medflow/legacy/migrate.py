@@ -54,6 +54,8 @@ from medflow.legacy.batched import BatchSteps
 from medflow.patients.services import register_patient
 
 ENCOUNTER_END = "legacy_encounters.end"
+# legacy_state key: when the last run that stored anything finished (its durable last write).
+FINISHED_KEY = "migrate_finished_at"
 # The steps whose rows each belong to one patient, and touch only that patient's streams and
 # rows: what worker processes may share out by patient (medflow.legacy.workers).
 PATIENT_STEPS = frozenset({
@@ -163,7 +165,8 @@ class Migrator:
                     raise _DryRun
         except _DryRun:
             pass
-        _flush_commits()
+        if not self.dry_run and (self.report.events or any(self.report.migrated.values())):
+            _flush_commits()
         return self.report
 
     def _table(self, table: str, rows, order: tuple[str, ...], convert) -> None:
@@ -184,7 +187,7 @@ class Migrator:
         batched path, and outside any transaction (a dry run's, or a caller's, would not be
         the workers')."""
         return (self.workers > 1 and self.batched and table in PATIENT_STEPS
-                and not connection.in_atomic_block and workers.can_fork())
+                and _outside_transactions() and workers.can_fork())
 
     def _tables_in_workers(self, steps: list[tuple[str, Any, tuple[str, ...], Any]]) -> None:
         """Migrate the steps by patient in worker processes, each over its own range of patients.
@@ -234,17 +237,22 @@ class Migrator:
         names = tuple(f.attname for f in rows.model._meta.concrete_fields
                       if f.attname != "updated_at")
         in_order = rows.order_by(*order).values_list(*names)
+        # Whether each batch's transaction is its own (not a caller's, a dry run's, or one that
+        # autocommit off leaves open).
+        own = _outside_transactions()
         for batch in _pages(in_order, order, self.batch_size, lambda ids: _mapped(table, ids),
                             _record_type(rows.model, names)._make):
             if self.batched:
                 with transaction.atomic():
-                    _commit_without_waiting()
+                    if own:
+                        _commit_without_waiting()
                     self._batch(table, batch)
                 rows_done(len(batch))
                 continue
             # One transaction per batch, a savepoint per row: a refused row leaves the others.
             with transaction.atomic():
-                _commit_without_waiting()
+                if own:
+                    _commit_without_waiting()
                 for row in batch:
                     self._row(table, row, convert)
                     self.done += 1
@@ -542,25 +550,35 @@ class Migrator:
             **mp.vital_values(row))]
 
 
+def _outside_transactions() -> bool:
+    """Tell whether a transaction begun here would be this process's own: no atomic block open
+    and autocommit on (as `commands.execute` checks)."""
+    return not connection.in_atomic_block and connection.get_autocommit()
+
+
 def _commit_without_waiting() -> None:
-    """Let the batch's transaction, when it is the outermost one, commit on PostgreSQL without
-    waiting for its WAL to be flushed (a caller's or a dry run's transaction is left alone).
+    """Let the batch's own transaction commit on PostgreSQL without waiting for its WAL to be
+    flushed.
 
     Each batch then stops holding the log's order lock through a disk flush (the workers' batches
     wait for that lock), and the WAL writer flushes many batches at once. A crash loses whole
     transactions only, the latest ones, in order (PostgreSQL's asynchronous commit), so the map
     never names an event that is gone; `_flush_commits` makes a finished run durable."""
-    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def _flush_commits() -> None:
-    """Wait until every batch committed so far is on disk: commit one transaction that has an id,
-    synchronously, which flushes the WAL up to its own commit record (after every batch's)."""
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT txid_current()")
+    """Wait until every batch committed so far is on disk: commit, synchronously, a transaction
+    that writes (the time the run finished), which flushes the WAL up to its own commit record,
+    after every batch's. (A transaction that writes nothing commits without a flush.)"""
+    if connection.vendor != "postgresql" or not _outside_transactions():
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = on")
+        m.State.objects.update_or_create(key=FINISHED_KEY,
+                                         defaults={"value": timezone.now().isoformat()})
 
 
 def _analyze(models: Iterable[type]) -> None:
