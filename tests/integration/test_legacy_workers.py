@@ -158,6 +158,13 @@ def test_inside_a_transaction_the_steps_run_here(subset, monkeypatch):
     assert validate().ok
 
 
+def test_workers_are_forked_only_where_forking_is_safe(monkeypatch):
+    monkeypatch.setattr(workers.sys, "platform", "darwin")
+    assert not workers.can_fork()
+    monkeypatch.setattr(workers.sys, "platform", "linux")
+    assert workers.can_fork()
+
+
 def test_the_command_refuses_a_count_of_workers_below_one():
     with pytest.raises(CommandError, match="--workers: must be 1 or more, not 0"):
         call_command("legacy", "migrate", "--workers", "0")

@@ -44,6 +44,13 @@ class Dialect:
     def lock_global_order(self, cursor) -> None:
         """Hold, until commit, the lock that makes positions become visible in order."""
 
+    def commit_without_waiting(self, cursor) -> None:
+        """Let the current transaction commit without waiting for its log to reach the disk.
+
+        For bulk writers that can redo their latest work (a resumable migration or rebuild): a
+        crash loses the latest such transactions only, whole and in order, never a part of one.
+        A later synchronous commit that writes flushes every one before it."""
+
 
 class PostgresDialect(Dialect):
     vendor = "postgresql"
@@ -56,6 +63,10 @@ class PostgresDialect(Dialect):
         # position order (the choice of the eventsourcing library and Commanded; see DESIGN.md).
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [GLOBAL_ORDER_LOCK])
 
+    def commit_without_waiting(self, cursor) -> None:
+        # This transaction only (SET LOCAL); PostgreSQL's asynchronous commit.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+
 
 class SqliteDialect(Dialect):
     vendor = "sqlite"
@@ -63,7 +74,8 @@ class SqliteDialect(Dialect):
     def uuid_in(self, value: UUID) -> object:
         return value.hex
 
-    # SQLite writers are serialised by BEGIN IMMEDIATE already: nothing more to lock.
+    # SQLite writers are serialised by BEGIN IMMEDIATE already: nothing more to lock. Its
+    # commits always wait for the disk here (synchronous=FULL for the whole connection).
 
 
 def dialect() -> Dialect:

@@ -44,6 +44,7 @@ from medflow.clinical import services as clinical
 from medflow.context import Context
 from medflow.errors import MedflowError
 from medflow.eventstore import store
+from medflow.eventstore.backends import dialect
 from medflow.eventstore.batch import UnitOfWork
 from medflow.eventstore.commands import CommandResult
 from medflow.labs import services as labs
@@ -564,9 +565,8 @@ def _commit_without_waiting() -> None:
     wait for that lock), and the WAL writer flushes many batches at once. A crash loses whole
     transactions only, the latest ones, in order (PostgreSQL's asynchronous commit), so the map
     never names an event that is gone; `_flush_commits` makes a finished run durable."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
+    with connection.cursor() as cursor:
+        dialect().commit_without_waiting(cursor)
 
 
 def _flush_commits() -> None:

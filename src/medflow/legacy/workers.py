@@ -36,8 +36,10 @@ class WorkerFailed(RuntimeError):
 
 
 def can_fork() -> bool:
-    """Tell whether worker processes can be forked here (not on Windows)."""
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Tell whether worker processes can be forked here: not on Windows (no fork), nor on macOS,
+    where a child forked after system libraries (libpq's Kerberos and TLS among them) have
+    started threads may crash, which is why Python's default there is spawn."""
+    return sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods()
 
 
 def patient_ranges(patient_ids: Iterable[str], parts: int) -> list[Range]:
