@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -194,18 +194,33 @@ def keys_for_reading(subject_ids: Iterable[UUID]) -> dict[UUID, AESGCM | None]:
         return {}
     d = dialect()
     found: dict[UUID, AESGCM | None] = dict.fromkeys(subjects)
+    for subject, wrapped, master_id in _rows_of_subjects(
+            "subject_id, wrapped_key, master_key_id", "destroyed_at IS NULL", subjects):
+        subject = d.uuid_out(subject)
+        found[subject] = data_key(subject, wrapped, master_id)
+    return found
+
+
+def forgotten_among(subject_ids: Iterable[UUID]) -> UUID | None:
+    """Return one of these subjects whose key was destroyed (forgotten), or None."""
+    rows = list(_rows_of_subjects("subject_id", "destroyed_at IS NOT NULL",
+                                  list(set(subject_ids))))
+    return dialect().uuid_out(rows[0][0]) if rows else None
+
+
+def _rows_of_subjects(columns: str, condition: str, subjects: list[UUID]) -> Iterator[tuple]:
+    """Yield `columns` of the data_keys rows of these subjects that meet `condition`, a few
+    hundred subjects a query (SQLite's parameter limit)."""
+    d = dialect()
     with connection.cursor() as cursor:
         for start in range(0, len(subjects), 500):
             chunk = subjects[start:start + 500]
             cursor.execute(
-                "SELECT subject_id, wrapped_key, master_key_id FROM data_keys"
-                f" WHERE destroyed_at IS NULL AND subject_id IN ({', '.join(['%s'] * len(chunk))})",
+                f"SELECT {columns} FROM data_keys WHERE {condition}"
+                f" AND subject_id IN ({', '.join(['%s'] * len(chunk))})",
                 [d.uuid_in(s) for s in chunk],
             )
-            for subject, wrapped, master_id in cursor.fetchall():
-                subject = d.uuid_out(subject)
-                found[subject] = data_key(subject, wrapped, master_id)
-    return found
+            yield from cursor.fetchall()
 
 
 def destroy(subject_id: UUID) -> bool:

@@ -648,7 +648,7 @@ def append_batch(
             for agg_id, first in firsts.items()
         })
         if ready is not None:
-            _refuse_forgotten(cursor, events, keys)
+            _refuse_forgotten(events, keys)
         pg = d.vendor == "postgresql"
         if pg and ready is None:
             # Sealing runs while the inserts' exchange is open, where no other statement may
@@ -714,28 +714,16 @@ def _keys_at_hand(events: Sequence[StreamEvent], keys: dict) -> bool:
     return True
 
 
-def _refuse_forgotten(cursor, events: Sequence[StreamEvent], keys: dict) -> None:
+def _refuse_forgotten(events: Sequence[StreamEvent], keys: dict) -> None:
     """Refuse events sealed before the lock for a subject forgotten since its key was read.
 
     A forget destroys the key under the same lock, so once it is held, what it finds is final."""
     subjects = {item.event.data_subject(item.aggregate_id) for item in events
                 if not item.event.personal_fields.isdisjoint(item.event.model_fields_set)}
-    subjects = [s for s in subjects if s is not None and s in keys]
-    if not subjects:
-        return
-    d = dialect()
-    for start in range(0, len(subjects), 500):
-        chunk = subjects[start:start + 500]
-        cursor.execute(
-            "SELECT subject_id FROM data_keys WHERE destroyed_at IS NOT NULL"
-            f" AND subject_id IN ({', '.join(['%s'] * len(chunk))}) LIMIT 1",
-            [d.uuid_in(s) for s in chunk],
-        )
-        row = cursor.fetchone()
-        if row is not None:
-            raise RuleViolated(
-                f"the data of {d.uuid_out(row[0])} was forgotten; nothing more can be stored",
-                code="subject_forgotten")
+    forgotten = crypto.forgotten_among(s for s in subjects if s is not None and s in keys)
+    if forgotten is not None:
+        raise RuleViolated(f"the data of {forgotten} was forgotten; nothing more can be stored",
+                           code="subject_forgotten")
 
 
 def _keys_for_sealing(events: Sequence[StreamEvent]) -> dict:
