@@ -1,6 +1,7 @@
 """Legacy migration: Synthea load, migration through the services, validation, resumability."""
 
 import csv
+import gc
 import shutil
 import uuid
 from pathlib import Path
@@ -323,6 +324,23 @@ def setting(name: str, show: str = "SHOW") -> str:
     with connection.cursor() as cursor:
         cursor.execute(f"{show} {name}")
         return str(cursor.fetchone()[0])
+
+
+def test_the_migration_runs_with_fewer_garbage_collections(loaded, monkeypatch):
+    from medflow.legacy import migrate as migration
+    from medflow.ops.garbage import BULK_YOUNG_THRESHOLD
+
+    seen, batch = [], migration.Migrator._batch
+
+    def spy(self, table, rows):
+        seen.append(gc.get_threshold()[0])
+        return batch(self, table, rows)
+
+    monkeypatch.setattr(migration.Migrator, "_batch", spy)
+    before = gc.get_threshold()
+    assert migrate(batch_size=100).events
+    assert seen and set(seen) == {BULK_YOUNG_THRESHOLD}
+    assert gc.get_threshold() == before
 
 
 def test_pages_skip_migrated_rows_and_walk_past_a_page_of_them(loaded):

@@ -52,6 +52,7 @@ from medflow.legacy import mapping as mp
 from medflow.legacy import models as m
 from medflow.legacy import workers
 from medflow.legacy.batched import BatchSteps
+from medflow.ops.garbage import fewer_collections
 from medflow.patients.services import register_patient
 
 ENCOUNTER_END = "legacy_encounters.end"
@@ -147,7 +148,7 @@ class Migrator:
         """Migrate what is left; with dry_run, do it all and roll it back."""
         # Batches commit one by one; a dry run wraps them all in a transaction it rolls back.
         try:
-            with transaction.atomic() if self.dry_run else nullcontext():
+            with transaction.atomic() if self.dry_run else nullcontext(), fewer_collections():
                 self._default_clinic()
                 steps = self.steps()
                 _analyze({rows.model for _, rows, _, _ in steps})

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from medflow.eventstore.backends import dialect
+from medflow.ops.garbage import fewer_collections
 from medflow.projections.catalog import Projection
 from medflow.projections.models import Checkpoint
 from medflow.projections.pages import read_page
@@ -207,19 +208,20 @@ def build_shadows(
             _create_shadow(model)
         Checkpoint.objects.get_or_create(name=_checkpoint_name(projection))
     replayed, window, pages = 0, batch, 0
-    while True:
-        with transaction.atomic():
-            applied, last = _apply_page(projections, _locked_checkpoints(projections), batch,
-                                        until, window)
-        window = _next_window(window, applied, batch)
-        replayed += applied
-        pages += 1
-        if pages & (pages - 1) == 0:
-            _analyze_shadows(projections)
-        progress(applied)
-        _failpoint(replayed)
-        if last:
-            return replayed
+    with fewer_collections():
+        while True:
+            with transaction.atomic():
+                applied, last = _apply_page(projections, _locked_checkpoints(projections),
+                                            batch, until, window)
+            window = _next_window(window, applied, batch)
+            replayed += applied
+            pages += 1
+            if pages & (pages - 1) == 0:
+                _analyze_shadows(projections)
+            progress(applied)
+            _failpoint(replayed)
+            if last:
+                return replayed
 
 
 def _analyze_shadows(projections: Sequence[Projection]) -> None:
