@@ -131,6 +131,33 @@ def test_append_batch_refuses_a_subject_forgotten_after_its_events_were_sealed(m
     assert StoredEvent.objects.filter(aggregate_id=patient).count() == 1
 
 
+def test_append_batch_refuses_a_forgotten_subject_beside_a_new_one(monkeypatch):
+    """A batch that must create a key seals under the lock, with the other subjects' keys read
+    before it: one of them forgotten meanwhile is refused too."""
+    patient, clinic, newcomer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    store.append_batch([item(patient, PatientRegistered(
+        clinic_id=clinic, mrn="M1", given_names="Ann", family_name="Lee",
+        birth_date=date(1990, 1, 1), sex="female"), aggregate_type="Patient")],
+        {patient: 0}, clinic_ids={patient: clinic})
+    read_keys = store._keys_for_sealing
+
+    def forgotten_meanwhile(events):
+        keys = read_keys(events)
+        crypto.destroy(patient)
+        return keys
+
+    monkeypatch.setattr(store, "_keys_for_sealing", forgotten_meanwhile)
+    with pytest.raises(RuleViolated) as refused, transaction.atomic():
+        store.append_batch([
+            item(newcomer, PatientRegistered(
+                clinic_id=clinic, mrn="M2", given_names="Bo", family_name="Lee",
+                birth_date=date(1991, 1, 1), sex="male"), aggregate_type="Patient"),
+            item(patient, PatientUpdated(given_names="Anna"), aggregate_type="Patient"),
+        ], {newcomer: 0, patient: 1}, clinic_ids={newcomer: clinic})
+    assert refused.value.code == "subject_forgotten"
+    assert not StoredEvent.objects.filter(aggregate_id=newcomer).exists()
+
+
 def test_append_batch_needs_an_expected_version_for_every_stream():
     with pytest.raises(ValueError, match="no expected version"):
         store.append_batch([item(uuid.uuid4(), ClinicCreated(name="N", code="n"))], {})

@@ -647,8 +647,8 @@ def append_batch(
                      clinic_ids.get(agg_id), first.event.data_subject(agg_id))
             for agg_id, first in firsts.items()
         })
-        if ready is not None:
-            _refuse_forgotten(events, keys)
+        # Keys read before the lock (all of them, or those of the subjects that had one).
+        _refuse_forgotten(events, keys)
         pg = d.vendor == "postgresql"
         if pg and ready is None:
             # Sealing runs while the inserts' exchange is open, where no other statement may
@@ -715,7 +715,7 @@ def _keys_at_hand(events: Sequence[StreamEvent], keys: dict) -> bool:
 
 
 def _refuse_forgotten(events: Sequence[StreamEvent], keys: dict) -> None:
-    """Refuse events sealed before the lock for a subject forgotten since its key was read.
+    """Refuse events of a subject forgotten since its key was read (before the lock).
 
     A forget destroys the key under the same lock, so once it is held, what it finds is final."""
     subjects = {item.event.data_subject(item.aggregate_id) for item in events
