@@ -639,7 +639,9 @@ def append_batch(
     # Sealed and encoded before the lock when every key they need exists (only a holder of the
     # lock may create one): the lock is held from the claim to the commit, and concurrent batch
     # writers (the legacy migration's workers) wait for it. Otherwise part by part under it.
-    ready = _prepare_many(events, versions, keys) if _keys_at_hand(events, keys) else None
+    sealed = _sealed_subjects(events)
+    at_hand = all(keys.get(subject) is not None for subject in sealed)
+    ready = _prepare_many(events, versions, keys) if at_hand else None
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         d.lock_global_order(cursor)  # first, as in `append` (see the lock order note there)
         _claim_many(cursor, {
@@ -648,7 +650,7 @@ def append_batch(
             for agg_id, first in firsts.items()
         })
         # Keys read before the lock (all of them, or those of the subjects that had one).
-        _refuse_forgotten(events, keys)
+        _refuse_forgotten(sealed & keys.keys())
         pg = d.vendor == "postgresql"
         if pg and ready is None:
             # Sealing runs while the inserts' exchange is open, where no other statement may
@@ -702,25 +704,20 @@ def _prepare_many(items: Sequence[StreamEvent], versions: dict[UUID, int],
     return prepared
 
 
-def _keys_at_hand(events: Sequence[StreamEvent], keys: dict) -> bool:
-    """Tell whether `keys` holds the data key of every subject whose personal fields these
-    events will seal (as `_fetch_missing_keys` looks them up)."""
-    for item in events:
-        event = item.event
-        if not event.personal_fields.isdisjoint(event.model_fields_set):
-            subject = event.data_subject(item.aggregate_id)
-            if subject is not None and keys.get(subject) is None:
-                return False
-    return True
+def _sealed_subjects(events: Sequence[StreamEvent]) -> set[UUID]:
+    """Return the subjects whose personal fields these events will seal: those of the events
+    with a personal field set (as `_fetch_missing_keys` looks them up)."""
+    subjects = {item.event.data_subject(item.aggregate_id) for item in events
+                if not item.event.personal_fields.isdisjoint(item.event.model_fields_set)}
+    subjects.discard(None)
+    return subjects  # type: ignore[return-value]
 
 
-def _refuse_forgotten(events: Sequence[StreamEvent], keys: dict) -> None:
+def _refuse_forgotten(subjects: set[UUID]) -> None:
     """Refuse events of a subject forgotten since its key was read (before the lock).
 
     A forget destroys the key under the same lock, so once it is held, what it finds is final."""
-    subjects = {item.event.data_subject(item.aggregate_id) for item in events
-                if not item.event.personal_fields.isdisjoint(item.event.model_fields_set)}
-    forgotten = crypto.forgotten_among(s for s in subjects if s is not None and s in keys)
+    forgotten = crypto.forgotten_among(subjects)
     if forgotten is not None:
         raise RuleViolated(f"the data of {forgotten} was forgotten; nothing more can be stored",
                            code="subject_forgotten")
