@@ -121,7 +121,6 @@ class Migrator:
                             reason="legacy migration")
         self.done = 0
         self._users: dict[str, Any] = {}
-        self._all_users = False  # every legacy provider's user made (before workers start)
         self._clinic_of_patient: dict[str, UUID] = {}
         self._providers: dict[str, str | None] = {}
 
@@ -200,12 +199,10 @@ class Migrator:
         """
         bars = {table: self._bar(table, rows) for table, rows, _, _ in steps}
         # Users are made before the workers start, so that no two make the same one.
-        if not self._all_users:
-            self.preload_users([
-                None, *m.Encounter.objects.values_list("provider_id", flat=True).distinct(),
-                *m.ClinicalNote.objects.values_list("provider_id", flat=True).distinct(),
-            ])
-            self._all_users = True
+        self.preload_users([
+            None, *m.Encounter.objects.values_list("provider_id", flat=True).distinct(),
+            *m.ClinicalNote.objects.values_list("provider_id", flat=True).distinct(),
+        ])
         # Bounds in the database's order: the workers' queries compare ids with its collation.
         ranges = workers.patient_ranges(
             m.Patient.objects.order_by("id").values_list("id", flat=True), self.workers)
