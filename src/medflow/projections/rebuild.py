@@ -26,7 +26,8 @@ from medflow.eventstore.backends import dialect
 from medflow.ops.garbage import fewer_collections
 from medflow.projections.catalog import Projection
 from medflow.projections.models import Checkpoint
-from medflow.projections.pages import read_page
+from medflow.projections.pages import Page, read_page
+from medflow.projections.prefetch import PageReader, pages_ahead
 
 SUFFIX = "__rebuild"
 
@@ -134,22 +135,31 @@ def _next_window(window: int, applied: int, batch: int) -> int:
     return max(batch, min(window * batch // max(applied, 1), batch * MAX_WINDOW))
 
 
-def _apply_page(
-    projections: Sequence[Projection], checkpoints: dict[str, Checkpoint], batch: int,
-    until: int | None = None, window: int | None = None,
-) -> tuple[int, bool]:
-    """Apply the next page of the log to the projections' shadow tables, each from its own
-    checkpoint; return how many events the page held and whether it reached the head (or
-    `until`)."""
-    after = min(c.position for c in checkpoints.values())
+def _reader(
+    projections: Sequence[Projection], batch: int, until: int | None = None,
+) -> Callable[[int, int], Page]:
+    """Return a function that reads the page of the log from a position with a window: the
+    event types the projections read (all, if any reads all), decoded if any reads payloads."""
     types: set[str] | None = set()
     for projection in projections:
         if projection.event_types is None or types is None:
             types = None
         else:
             types |= projection.event_types
-    page = read_page(after, batch, event_types=types, until=until, window=window,
-                     decode=any(p.needs_payload for p in projections))
+    decode = any(p.needs_payload for p in projections)
+
+    def read(after: int, window: int) -> Page:
+        return read_page(after, batch, event_types=types, until=until, window=window,
+                         decode=decode)
+
+    return read
+
+
+def _apply_page(
+    projections: Sequence[Projection], checkpoints: dict[str, Checkpoint], page: Page,
+) -> tuple[int, bool]:
+    """Apply a page of the log to the projections' shadow tables, each from its own checkpoint;
+    return how many events the page held and whether it reached the head (or `until`)."""
     moved = []
     for projection in projections:
         checkpoint = checkpoints[projection.name]
@@ -167,6 +177,11 @@ def _apply_page(
             moved.append(checkpoint)
     _save_checkpoints(moved)
     return len(page.events), page.last
+
+
+def _start(checkpoints: dict[str, Checkpoint]) -> int:
+    """Return where the next page starts: the position of the checkpoint furthest behind."""
+    return min(c.position for c in checkpoints.values())
 
 
 def _save_checkpoints(moved: list[Checkpoint]) -> None:
@@ -207,12 +222,14 @@ def build_shadows(
         for model in projection.tables:
             _create_shadow(model)
         Checkpoint.objects.get_or_create(name=_checkpoint_name(projection))
+    read = _reader(projections, batch, until)
     replayed, window, pages = 0, batch, 0
-    with fewer_collections():
+    with fewer_collections(), _pages(projections, read, batch) as reader:
         while True:
             with transaction.atomic():
-                applied, last = _apply_page(projections, _locked_checkpoints(projections),
-                                            batch, until, window)
+                checkpoints = _locked_checkpoints(projections)
+                page = reader.take(_start(checkpoints), window)
+                applied, last = _apply_page(projections, checkpoints, page)
             window = _next_window(window, applied, batch)
             replayed += applied
             pages += 1
@@ -222,6 +239,31 @@ def build_shadows(
             _failpoint(replayed)
             if last:
                 return replayed
+
+
+class _PagesHere:
+    """Pages read when they are needed, on the caller's connection."""
+
+    def __init__(self, read: Callable[[int, int], Page]) -> None:
+        self.take = read
+
+
+@contextmanager
+def _pages(
+    projections: Sequence[Projection], read: Callable[[int, int], Page], batch: int,
+) -> Iterator[PageReader | _PagesHere]:
+    """Yield where build_shadows takes its pages from: a thread that reads them ahead on
+    PostgreSQL, when each page is a transaction of its own (inside a caller's transaction, the
+    thread's connection would not see what the caller wrote; SQLite has one writer and one
+    file, and nothing to overlap with)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield _PagesHere(read)
+        return
+    checkpoints = Checkpoint.objects.filter(
+        name__in=[_checkpoint_name(p) for p in projections])
+    after = min(c.position for c in checkpoints)
+    with pages_ahead(read, after, batch, lambda w, n: _next_window(w, n, batch)) as reader:
+        yield reader
 
 
 def _analyze_shadows(projections: Sequence[Projection]) -> None:
@@ -259,9 +301,11 @@ def frozen_log(projection: Projection, batch: int = 1000) -> Iterator[int]:
         # Appends update inline read models: hold them until the caller is done.
         dialect().lock_global_order(cursor)
         checkpoints = _locked_checkpoints([projection])
+        read = _reader([projection], batch)
         caught_up, last, window = 0, False, batch
         while not last:
-            applied, last = _apply_page([projection], checkpoints, batch, window=window)
+            applied, last = _apply_page([projection], checkpoints,
+                                        read(_start(checkpoints), window))
             window = _next_window(window, applied, batch)
             caught_up += applied
         yield caught_up
