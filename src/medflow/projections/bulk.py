@@ -7,6 +7,7 @@ COPY, elsewhere with one multi-row INSERT per chunk; changed rows get one UPDATE
 """
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
@@ -146,15 +147,25 @@ _BINARY_CONVERTERS: dict[str, tuple[Convert, Callable[[tuple], bool]]] = {
 }
 
 
+def _plain_json(field: models.Field, vendor: str) -> bool:
+    """Tell whether the field is JSON that orjson encodes (see _converter) on this backend."""
+    return (vendor == "postgresql" and field.get_internal_type() == "JSONField"
+            and field.encoder is None)
+
+
+def _json_bytes(value: Any) -> bytes | None:
+    return None if value is None else orjson.dumps(value)
+
+
 class _JsonbFromText(Dumper):
-    """Dump JSON text (the JSON columns' encoding here) as binary jsonb: a version byte, then
-    the text."""
+    """Dump JSON text (the JSON columns' encoding here), or its UTF-8 bytes, as binary jsonb: a
+    version byte, then the text."""
 
     format = pq.Format.BINARY
     oid = postgres.types["jsonb"].oid
 
     def dump(self, obj: Any) -> bytes:
-        return b"\x01" + obj.encode()
+        return b"\x01" + (obj if isinstance(obj, bytes) else obj.encode())
 
 
 class Table:
@@ -176,6 +187,14 @@ class Table:
         self.pk_encoder = _converter(self.pk, vendor)
         # Only the columns whose values need encoding on this backend (most pass as they are).
         self._encoding = [(i, enc) for i, enc in enumerate(self.encoders) if enc is not _same]
+        # COPY in binary takes JSON as bytes: orjson's own, not decoded to text and encoded back.
+        self._binary_encoding = [
+            (i, _json_bytes if _plain_json(self.fields[i], vendor) else enc)
+            for i, enc in self._encoding
+        ]
+        # A row's values in column order, picked in C (a rebuild encodes a row per event).
+        self._values = (operator.itemgetter(*self.attnames) if len(self.attnames) > 1
+                        else lambda row, name=self.attnames[0]: (row[name],))
         self.json_columns = {f.attname for f in self.fields if f.get_internal_type() == "JSONField"}
         self.binary_types = self._binary_types() if vendor == "postgresql" else None
         self._converting = [(index, *_BINARY_CONVERTERS[kind])
@@ -199,7 +218,8 @@ class Table:
 
     def encode_binary(self, rows: Sequence[Row]) -> list[list[Any]]:
         """Return the rows' column values as COPY sends them in binary (see `binary_types`)."""
-        encoded = [self.encode(row) for row in rows]
+        encoding = self._binary_encoding
+        encoded = [self._encode(row, encoding) for row in rows]
         if not encoded:
             return encoded
         columns = list(zip(*encoded, strict=True))
@@ -219,11 +239,14 @@ class Table:
 
     def encode(self, row: Row) -> list[Any]:
         """Return the row's column values, encoded; a missing one takes the field's default."""
+        return self._encode(row, self._encoding)
+
+    def _encode(self, row: Row, encoding: list[tuple[int, Convert]]) -> list[Any]:
         try:
-            values = [row[name] for name in self.attnames]
+            values = list(self._values(row))
         except KeyError:
             values = [row[f.attname] if f.attname in row else f.get_default() for f in self.fields]
-        for index, encode in self._encoding:
+        for index, encode in encoding:
             values[index] = encode(values[index])
         return values
 
