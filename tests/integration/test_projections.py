@@ -201,6 +201,30 @@ def test_rebuild_under_concurrent_writers_loses_no_event(clinic, monkeypatch):
         assert ahead == []  # SQLite reads each page when it needs it
 
 
+def test_a_rebuild_that_fails_midway_stops_its_page_reader_and_resumes(clinic, monkeypatch):
+    from medflow.projections import rebuild as rebuilding
+
+    _patients(12, clinic.id)
+    expected = _snapshot_rows()
+    apply_page, pages = rebuilding._apply_page, []
+
+    def fail_on_the_third_page(*args, **kwargs):
+        pages.append(1)
+        if len(pages) == 3:
+            raise RuntimeError("disk full")
+        return apply_page(*args, **kwargs)
+
+    monkeypatch.setattr(rebuilding, "_apply_page", fail_on_the_third_page)
+    with pytest.raises(RuntimeError, match="disk full"):
+        rebuild(get("patients"), batch=2)
+    assert "medflow-page-reader" not in {t.name for t in threading.enumerate()}
+    monkeypatch.undo()
+    # The two pages before the failure stay applied: the rerun goes on from there.
+    assert Checkpoint.objects.get(name="rebuild:patients").position > 0
+    rebuild(get("patients"), batch=2)
+    assert _snapshot_rows() == expected
+
+
 def test_rebuild_removes_rows_no_event_made_and_leaves_equal_rows_unwritten(clinic):
     _patients(6, clinic.id)
     expected = _snapshot_rows()
