@@ -47,7 +47,7 @@ class Dialect:
     def commit_without_waiting(self, cursor) -> None:
         """Let the current transaction commit without waiting for its log to reach the disk.
 
-        For bulk writers that can redo their latest work (a resumable migration or rebuild): a
+        For bulk writers that can redo their latest work (the resumable legacy migration): a
         crash loses the latest such transactions only, whole and in order, never a part of one.
         A later synchronous commit that writes flushes every one before it."""
 

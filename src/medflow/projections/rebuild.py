@@ -27,7 +27,7 @@ from medflow.ops.garbage import fewer_collections
 from medflow.projections.catalog import Projection
 from medflow.projections.models import Checkpoint
 from medflow.projections.pages import Page, read_page
-from medflow.projections.prefetch import PageReader, pages_ahead
+from medflow.projections.prefetch import PageReader, Read, pages_ahead
 
 SUFFIX = "__rebuild"
 
@@ -137,7 +137,7 @@ def _next_window(window: int, applied: int, batch: int) -> int:
 
 def _reader(
     projections: Sequence[Projection], batch: int, until: int | None = None,
-) -> Callable[[int, int], Page]:
+) -> Read:
     """Return a function that reads the page of the log from a position with a window: the
     event types the projections read (all, if any reads all), decoded if any reads payloads."""
     types: set[str] | None = set()
@@ -251,13 +251,13 @@ def build_shadows(
 class _PagesHere:
     """Pages read when they are needed, on the caller's connection."""
 
-    def __init__(self, read: Callable[[int, int], Page]) -> None:
+    def __init__(self, read: Read) -> None:
         self.take = read
 
 
 @contextmanager
 def _pages(
-    projections: Sequence[Projection], read: Callable[[int, int], Page], batch: int,
+    projections: Sequence[Projection], read: Read, batch: int,
 ) -> Iterator[PageReader | _PagesHere]:
     """Yield where build_shadows takes its pages from: a thread that reads them ahead on
     PostgreSQL, when each page is a transaction of its own (inside a caller's transaction, the
